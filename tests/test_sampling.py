@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES, random_params
+from conftest import COVARIANCE_TYPES, full_covariances, random_params
 
 import gmm_jax as gmm
 
@@ -15,24 +15,12 @@ def test_samples_have_the_mixture_moments(rng, covariance_type):
     X, labels = np.asarray(X), np.asarray(labels)
     counts = np.bincount(labels, minlength=3) / n
     np.testing.assert_allclose(counts, params.weights, atol=4 / np.sqrt(n))
-    full = gmm.GMMParams.from_covariances(params.weights, params.means, np.asarray(_full_covariances(params)), "full")
+    covariances = full_covariances(params)
     for k in range(3):
         Xk = X[labels == k]
-        se = np.sqrt(np.diag(full.covariances[k]) / len(Xk))
+        se = np.sqrt(np.diag(covariances[k]) / len(Xk))
         np.testing.assert_array_less(np.abs(Xk.mean(0) - params.means[k]), 5 * se)
-        np.testing.assert_allclose(np.cov(Xk.T), full.covariances[k], atol=0.05 * np.abs(full.covariances[k]).max())
-
-
-def _full_covariances(params):
-    c = np.asarray(params.covariances)
-    k, d = params.n_components, params.n_features
-    if params.covariance_type == "tied":
-        return np.broadcast_to(c, (k, d, d))
-    if params.covariance_type == "diag":
-        return np.stack([np.diag(v) for v in c])
-    if params.covariance_type == "spherical":
-        return np.stack([v * np.eye(d) for v in c])
-    return c
+        np.testing.assert_allclose(np.cov(Xk.T), covariances[k], atol=0.05 * np.abs(covariances[k]).max())
 
 
 def test_sample_is_reproducible_and_follows_dtype(rng):
