@@ -136,6 +136,16 @@ class Full:
         return cov + reg_covar * jnp.eye(cov.shape[-1], dtype=cov.dtype)[None]
 
     @staticmethod
+    def diagonal(a):
+        """Per-feature entries of a covariance-shaped or factor-shaped array: (K, D)."""
+        return jnp.diagonal(a, axis1=-2, axis2=-1)
+
+    @staticmethod
+    def mark_singular(factor, singular):
+        """Sets to ``inf`` (zero variance) the factors with a ``singular`` (K, D) pivot."""
+        return jnp.where(jnp.any(singular, axis=-1)[..., None, None], jnp.inf, factor)
+
+    @staticmethod
     def n_covariance_parameters(n_components, n_features):
         return n_components * n_features * (n_features + 1) // 2
 
@@ -146,6 +156,8 @@ class Tied:
     factor_from_covariances = staticmethod(_factor_from_matrix)
     covariances_from_factor = staticmethod(_matrix_from_factor)
     precisions_from_factor = staticmethod(Full.precisions_from_factor)
+    diagonal = staticmethod(Full.diagonal)
+    mark_singular = staticmethod(Full.mark_singular)
 
     @staticmethod
     def log_det_factor(factor, n_features):
@@ -216,6 +228,14 @@ class Diag:
         return jnp.where(var <= _noise_floor(raw), 0.0, var) + reg_covar
 
     @staticmethod
+    def diagonal(a):
+        return a
+
+    @staticmethod
+    def mark_singular(factor, singular):
+        return jnp.where(singular, jnp.inf, factor)
+
+    @staticmethod
     def n_covariance_parameters(n_components, n_features):
         return n_components * n_features
 
@@ -226,6 +246,8 @@ class Spherical:
     factor_from_covariances = staticmethod(Diag.factor_from_covariances)
     covariances_from_factor = staticmethod(Diag.covariances_from_factor)
     precisions_from_factor = staticmethod(Diag.precisions_from_factor)
+    diagonal = staticmethod(Diag.diagonal)
+    mark_singular = staticmethod(Diag.mark_singular)
 
     @staticmethod
     def log_det_factor(factor, n_features):
