@@ -123,14 +123,17 @@ def params_from_statistics(stats: SufficientStatistics, shift, covariance_type, 
     means = shift + d
     covariances = model.covariances_from_moments(stats.s2, nk, d, reg_covar)
     factor = model.factor_from_covariances(covariances)
-    # Every conditional variance (Cholesky pivot) must stand above the rounding
-    # noise of the second moments it was computed from. A covariance that is
-    # positive definite only by rounding (collinear points with reg_covar=0)
-    # would give a finite precision made of noise; it is marked as zero
-    # variance (an infinite factor), which the EM loop reports as status 1.
+    # Unless reg_covar is above one rounding unit of the second moments (then
+    # it bounds every variance from below by construction), each conditional
+    # variance (Cholesky pivot) must stand above the rounding noise of the
+    # moments it was computed from. A covariance that is positive definite
+    # only by rounding (collinear points with reg_covar=0) would give a finite
+    # precision made of noise; it is marked as zero variance (an infinite
+    # factor), which the EM loop reports as status 1.
     pivots = 1.0 / jnp.square(model.diagonal(factor))
     raw = model.diagonal(model.covariances_from_moments(stats.s2, nk, jnp.zeros_like(d), 0.0))
-    factor = model.mark_singular(factor, pivots <= shift.shape[-1] * eps * raw)
+    singular = (pivots <= shift.shape[-1] * eps * raw) & (reg_covar <= eps * raw)
+    factor = model.mark_singular(factor, singular)
     weights = nk / jnp.sum(nk)
     if previous is not None and covariance_type != "tied":
         empty = empty_components(stats.nk)

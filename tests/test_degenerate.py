@@ -143,6 +143,15 @@ def test_more_features_than_samples(covariance_type):
     assert_healthy(result, X)
 
 
+def test_more_features_than_samples_in_float32_is_held_by_reg_covar():
+    # reg_covar=1e-6 is above float32's rounding unit of unit-variance data, so
+    # it bounds the 8 empty directions from below; no false singular alarm.
+    X = wide_dataset().astype(np.float32)
+    result = gmm.fit(KEY, X, 2, covariance_type="full")
+    assert int(result.status) == 0
+    assert_healthy(result, X)
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
 def test_more_features_than_samples_without_reg_covar_raises(covariance_type):
     # 8 points cannot span 12 dimensions: the covariance is singular.
