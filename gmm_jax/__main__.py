@@ -1,0 +1,7 @@
+"""``python -m gmm_jax``: the same command line as ``gmm-jax``."""
+
+import sys
+
+from gmm_jax.cli import main
+
+sys.exit(main())
