@@ -10,9 +10,10 @@ The file is a plain NumPy archive, readable without gmm_jax::
     covariances          scikit-learn shape for the covariance type
     precisions_cholesky  same shape as covariances
 
-Both the covariances and their precision Cholesky factors are stored, so a
-loaded model predicts exactly what the saved one did: nothing is
-re-factorised on the way back in.
+``GMMParams`` holds the precision Cholesky factors, and ``load`` rebuilds the
+parameters from exactly those arrays, so a loaded model predicts exactly
+what the saved one did: nothing is re-factorised on the way back in. The
+covariances are written as well, for readers without gmm_jax.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _FORMAT = "gmm_jax.GMMParams"
 _VERSION = 1
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
+_REQUIRED = ("weights", "means", "precisions_cholesky")  # covariances derive
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -117,7 +119,7 @@ def load(path: PathLike | IO[bytes]) -> GMMParams:
             f"{name} holds a single array, not a gmm_jax parameter file; "
             "write one with gmm_jax.save(path, params)")
     with archive:
-        missing = [k for k in ("format", "covariance_type", *_ARRAYS)
+        missing = [k for k in ("format", "covariance_type", *_REQUIRED)
                    if k not in archive.files]
         if missing or str(archive["format"]) != _FORMAT:
             raise ValueError(
@@ -131,15 +133,15 @@ def load(path: PathLike | IO[bytes]) -> GMMParams:
                 f"version {version}, this one reads up to {_VERSION}); "
                 "upgrade gmm_jax")
         covariance_type = str(archive["covariance_type"])
-        arrays = {k: archive[k] for k in _ARRAYS}
+        arrays = {k: archive[k] for k in _REQUIRED}
     _check_shapes(name, covariance_type, arrays)
-    return GMMParams(
-        weights=jnp.asarray(arrays["weights"]),
-        means=jnp.asarray(arrays["means"]),
-        covariances=jnp.asarray(arrays["covariances"]),
-        precisions_cholesky=jnp.asarray(arrays["precisions_cholesky"]),
-        covariance_type=covariance_type,
-    )
+    try:
+        return GMMParams.from_precisions_cholesky(
+            jnp.asarray(arrays["weights"]), jnp.asarray(arrays["means"]),
+            jnp.asarray(arrays["precisions_cholesky"]),
+            covariance_type=covariance_type)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from e
 
 
 def _check_shapes(name: str, covariance_type: str, arrays: dict) -> None:
@@ -155,10 +157,9 @@ def _check_shapes(name: str, covariance_type: str, arrays: dict) -> None:
     k, d = means.shape
     expected = {
         "weights": (k,),
-        "covariances": {"full": (k, d, d), "tied": (d, d), "diag": (k, d),
-                        "spherical": (k,)}[covariance_type],
+        "precisions_cholesky": {"full": (k, d, d), "tied": (d, d),
+                                "diag": (k, d), "spherical": (k,)}[covariance_type],
     }
-    expected["precisions_cholesky"] = expected["covariances"]
     for key, shape in expected.items():
         if arrays[key].shape != shape:
             raise ValueError(

@@ -179,16 +179,16 @@ def run_demo(args: argparse.Namespace) -> int:
 
     pred_np = np.asarray(gmm.predict(result.params, X))
     accuracy, mapping = gmm.metrics.clustering_accuracy(true_np, pred_np)
-    mapping = np.asarray(mapping)
-    # EM numbers components arbitrarily. mapping[fitted] = true, so argsort
-    # lists the fitted components in the order of the true ones they
-    # recovered; renumbering the fit that way lets "component k" (and its
-    # colour in the figures) mean the same thing in the truth and the fit.
-    order = np.argsort(mapping)
+    # EM numbers components arbitrarily. Renumber the fit in the order of
+    # the true components it recovered, so that "component k" (and its
+    # colour in the figures) means the same thing in the truth and the fit.
+    order = _order_like_truth(np.asarray(mapping), n_components)
     fitted = gmm.GMMParams.from_covariances(
         result.params.weights[order], result.params.means[order],
         result.params.covariances[order], covariance_type="full")
-    matched_pred = mapping[pred_np]
+    renumber = np.empty(n_components, dtype=np.int64)
+    renumber[order] = np.arange(n_components)
+    matched_pred = renumber[pred_np]
     print("\nRecovered parameters (fitted components renumbered to match the "
           "true ones):")
     weights = np.asarray(fitted.weights)
@@ -214,6 +214,22 @@ def run_demo(args: argparse.Namespace) -> int:
     for path in paths:
         print(f"  {path}")
     return EXIT_OK
+
+
+def _order_like_truth(mapping: np.ndarray, n_components: int) -> np.ndarray:
+    """The fitted component index for each true component.
+
+    ``mapping[fitted] = true`` comes from ``clustering_accuracy``; it is
+    shorter than ``n_components`` when a fitted component predicts no point,
+    and holds -1 for an unmatched one. Those fill the remaining places.
+    """
+    order = np.full(n_components, -1, dtype=np.int64)
+    for fitted_k, true_k in enumerate(mapping):
+        if 0 <= true_k < n_components:
+            order[true_k] = fitted_k
+    leftover = [k for k in range(n_components) if k not in set(order.tolist())]
+    order[order < 0] = leftover
+    return order
 
 
 def _demo_figures(out, X, true_labels, pred_labels, true_params, fitted,

@@ -387,7 +387,12 @@ def plot_label_comparison(
     true_labels = _as_labels(true_labels, X.shape[0], "true_labels")
     pred_labels = _as_labels(pred_labels, X.shape[0], "pred_labels")
     accuracy, mapping = clustering_accuracy(true_labels, pred_labels)
-    matched = np.asarray(mapping)[pred_labels]
+    mapping = np.array(mapping)
+    # With more learned than true components some stay unmatched (-1):
+    # give them labels (and colours) of their own after the true ones.
+    unmatched = np.flatnonzero(mapping < 0)
+    mapping[unmatched] = true_labels.max() + 1 + np.arange(unmatched.size)
+    matched = mapping[pred_labels]
     if ax is None:
         import matplotlib.pyplot as plt
         _, ax = plt.subplots(1, 2, figsize=(10, 4.2), sharex=True, sharey=True,

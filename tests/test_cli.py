@@ -104,25 +104,22 @@ def test_fit_round_trip_saved_model_predicts_like_the_fit(
     assert figure.read_bytes().startswith(PNG_SIGNATURE)
 
 
-def test_fit_reads_npy_and_keeps_the_covariance_type(tmp_path, capsys):
-    np.save(tmp_path / "data.npy", _two_blobs())
-    code, _, err = _run(["fit", tmp_path / "data.npy", "-k", 2,
-                         "--covariance-type", "diag",
-                         "--out", tmp_path / "m.npz"], capsys)
-    assert code == 0, err
-    assert gmm.load(tmp_path / "m.npz").covariance_type == "diag"
-
-
-def test_fit_plots_a_chosen_pair_of_features_of_wider_data(tmp_path, capsys):
-    X = np.concatenate([_two_blobs(), np.zeros((60, 1)) + 0.1 * _two_blobs()[:, :1]],
-                       axis=1)
+def test_fit_reads_npy_keeps_the_covariance_type_and_plots_chosen_features(
+        tmp_path, capsys):
+    X = np.concatenate([_two_blobs(), _two_blobs()[:, :1] * 0.5], axis=1)
     np.save(tmp_path / "data.npy", X)
     code, _, err = _run(["fit", tmp_path / "data.npy", "-k", 2,
                          "--covariance-type", "diag", "--features", 2, 0,
                          "--out", tmp_path / "m.npz",
                          "--plot", tmp_path / "f.png"], capsys)
     assert code == 0, err
+    assert gmm.load(tmp_path / "m.npz").covariance_type == "diag"
     assert (tmp_path / "f.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_fit_rejects_plot_features_the_data_does_not_have(csv_file, capsys):
+    _assert_fails_with(["fit", csv_file, "-k", 2, "--plot", "x.png",
+                        "--features", 0, 5], capsys, "--features 0 5")
 
 
 def _assert_fails_with(argv, capsys, *fragments):
@@ -211,3 +208,13 @@ def test_fit_binary_file_that_is_not_csv(tmp_path, capsys):
 def test_fit_without_a_command_prints_help_and_fails(capsys):
     code, _, err = _run([], capsys)
     assert code == 2 and "demo" in err and "fit" in err
+
+
+def test_order_like_truth_fills_in_components_that_predict_nothing():
+    from gmm_jax.cli import _order_like_truth
+
+    # fitted 0 -> true 2, fitted 1 -> true 0; fitted 2 predicted no point.
+    np.testing.assert_array_equal(_order_like_truth(np.array([2, 0]), 3),
+                                  [1, 2, 0])
+    np.testing.assert_array_equal(_order_like_truth(np.array([1, -1, 0]), 3),
+                                  [2, 0, 1])

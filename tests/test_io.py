@@ -2,7 +2,6 @@
 
 import io
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -12,22 +11,21 @@ import gmm_jax as gmm
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
-def _params(covariance_type, dtype=jnp.float64, n_components=3, n_features=2):
-    key_m, key_c = jax.random.split(jax.random.key(7))
-    means = jax.random.normal(key_m, (n_components, n_features), dtype=dtype)
-    weights = jnp.asarray(np.arange(1, n_components + 1) / 6.0, dtype=dtype)
-    a = jax.random.normal(key_c, (n_components, n_features, n_features),
-                          dtype=dtype)
-    eye = jnp.eye(n_features, dtype=dtype)[None, :, :]
-    full = a @ jnp.swapaxes(a, 1, 2) + eye
+def _params(covariance_type, dtype=np.float64, n_components=3, n_features=2):
+    rng = np.random.default_rng(7)
+    means = rng.normal(size=(n_components, n_features))
+    weights = np.arange(1, n_components + 1) / 6.0
+    a = rng.normal(size=(n_components, n_features, n_features))
+    full = a @ np.swapaxes(a, 1, 2) + np.eye(n_features)[None, :, :]
     covariances = {
         "full": full,
         "tied": full[0],
-        "diag": jnp.diagonal(full, axis1=1, axis2=2),
-        "spherical": jnp.trace(full, axis1=1, axis2=2) / n_features,
+        "diag": np.diagonal(full, axis1=1, axis2=2),
+        "spherical": np.trace(full, axis1=1, axis2=2) / n_features,
     }[covariance_type]
     return gmm.GMMParams.from_covariances(
-        weights, means, covariances, covariance_type=covariance_type)
+        *(jnp.asarray(x, dtype=dtype) for x in (weights, means, covariances)),
+        covariance_type=covariance_type)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -38,16 +36,17 @@ def test_save_load_round_trip_keeps_arrays_and_covariance_type(
     gmm.save(path, params)
     loaded = gmm.load(path)
     assert loaded.covariance_type == covariance_type
-    for name in ("weights", "means", "covariances", "precisions_cholesky"):
+    for name in ("weights", "means", "precisions_cholesky"):  # the leaves
         np.testing.assert_array_equal(getattr(loaded, name),
                                       getattr(params, name))
+    np.testing.assert_array_equal(loaded.covariances, params.covariances)
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_loaded_params_give_identical_log_prob_and_predictions(
-        tmp_path, covariance_type):
-    params = _params(covariance_type)
-    X, _ = gmm.sample(jax.random.key(1), params, 50)
+def test_loaded_params_give_identical_log_prob_and_predictions(tmp_path):
+    # Bit-identical leaves (checked above for every type) already imply
+    # this; it is the promise users rely on, so it is tested as such.
+    params = _params("full")
+    X = np.random.default_rng(1).normal(size=(50, 2)) * 2.0
     gmm.save(tmp_path / "model.npz", params)
     loaded = gmm.load(tmp_path / "model.npz")
     np.testing.assert_array_equal(gmm.log_prob(loaded, X),
@@ -57,7 +56,7 @@ def test_loaded_params_give_identical_log_prob_and_predictions(
 
 
 def test_save_load_keeps_float32(tmp_path):
-    params = _params("full", dtype=jnp.float32)
+    params = _params("full", dtype=np.float32)
     gmm.save(tmp_path / "model.npz", params)
     loaded = gmm.load(tmp_path / "model.npz")
     assert loaded.means.dtype == jnp.float32

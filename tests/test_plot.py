@@ -67,8 +67,9 @@ def test_marginal_keeps_weights_sub_means_sub_blocks_and_type(covariance_type):
     np.testing.assert_array_equal(projected.weights, params.weights)
     np.testing.assert_array_equal(projected.means, params.means[:, [2, 0]])
     dense = plot._dense_covariances(params)
-    np.testing.assert_array_equal(plot._dense_covariances(projected),
-                                  dense[:, [2, 0]][:, :, [2, 0]])
+    # Covariances are recomputed from the precision factor: equal to rounding.
+    np.testing.assert_allclose(plot._dense_covariances(projected),
+                               dense[:, [2, 0]][:, :, [2, 0]], rtol=1e-12)
 
 
 @pytest.mark.parametrize("features", [(0, 0), (0, 3), (-1, 1), ()])
@@ -166,6 +167,15 @@ def test_plot_label_comparison_circles_misassigned_points():
                                              ax=Figure().subplots(1, 2))
     circled = right.collections[-1].get_offsets()
     np.testing.assert_array_equal(circled, X[[2]])
+
+
+def test_plot_label_comparison_gives_extra_learned_components_own_colours():
+    X = np.arange(16.0).reshape(8, 2)
+    true = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    pred = np.array([0, 0, 2, 2, 1, 1, 1, 1])   # 3 learned, 2 true
+    _, right = plot.plot_label_comparison(X, true, pred,
+                                          ax=Figure().subplots(1, 2))
+    assert len(right.collections) == 3 + 1      # 3 label groups + circles
 
 
 @pytest.mark.parametrize("draw", [
