@@ -39,6 +39,10 @@ def __getattr__(name):
     raise AttributeError(f"module 'gmm_jax' has no attribute {name!r}")
 
 
+def __dir__():
+    return sorted({*globals(), "plot"})  # tab completion offers gmm.plot
+
+
 __all__ = [
     "COVARIANCE_TYPES",
     "FitResult",
