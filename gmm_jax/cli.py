@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--tol", type=float, default=1e-3,
                      help="stop when the mean log-likelihood changes by less "
                      "(default: %(default)s)")
+    fit.add_argument("--reg-covar", type=float, default=1e-6,
+                     help="added to the covariance diagonal "
+                     "(default: %(default)s)")
     fit.add_argument("--seed", metavar="S", type=int, default=0,
                      help="random seed (default: %(default)s)")
     fit.add_argument("--out", metavar="PATH", default="model.npz",
@@ -294,18 +297,21 @@ def run_fit(args: argparse.Namespace) -> int:
 
     import gmm_jax as gmm
 
+    # float64 when jax_enable_x64 is on, else float32; converting here keeps
+    # JAX from warning that it truncates the float64 array it was handed.
+    X = X.astype(jax.dtypes.canonicalize_dtype(np.float64))
     try:
         result = gmm.fit(
             jax.random.key(args.seed), X, args.components,
             covariance_type=args.covariance_type, init=args.init,
             n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
-            verbose=args.verbose)
+            reg_covar=args.reg_covar, verbose=args.verbose)
     except (ValueError, TypeError) as e:  # the core's option checks
         return _fail("fit", _one_line(e))
     params = result.params
-    Xj = jax.numpy.asarray(X, dtype=params.means.dtype)
+    Xj = jax.numpy.asarray(X)
     n_iter = int(result.n_iter)
-    mean_ll = float(np.asarray(result.log_likelihood)[n_iter - 1])
+    mean_ll = float(result.lower_bound)
     bic = float(gmm.bic(params, Xj))
     sys.stdout.flush()
 
@@ -318,6 +324,10 @@ def run_fit(args: argparse.Namespace) -> int:
     else:
         print(f"  converged:      NO, stopped at --max-iter {args.max_iter}; "
               "try a larger --max-iter or a looser --tol")
+    if int(result.status) != 0:
+        print("  warning:        an EM step produced non-finite parameters "
+              "(a collapsing covariance); the fit stopped at the last finite "
+              "ones. Increase --reg-covar or scale the data.")
     print(f"  log-likelihood: {mean_ll:.4f} per sample "
           f"(total {mean_ll * n_samples:.2f})")
     print(f"  BIC:            {bic:.2f}")
