@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--tol", type=float, default=1e-3,
                      help="stop when the mean log-likelihood changes by less "
                      "(default: %(default)s)")
-    fit.add_argument("--reg-covar", type=float, default=1e-6,
+    fit.add_argument("--reg-covar", metavar="EPS", type=float, default=1e-6,
                      help="added to the covariance diagonal "
                      "(default: %(default)s)")
     fit.add_argument("--seed", metavar="S", type=int, default=0,
@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--plot", metavar="PNG", default=None,
                      help="also draw the fit (first two features, or "
                      "--features) to this image file")
-    fit.add_argument("--features", metavar="I", type=int, nargs=2,
+    fit.add_argument("--features", metavar=("I", "J"), type=int, nargs=2,
                      default=(0, 1), help="the two features to plot "
                      "(default: 0 1)")
     fit.add_argument("--delimiter", default=None,
