@@ -54,8 +54,10 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
     n_trials = 2 + int(math.log(n_clusters))
     key, first_key = jax.random.split(key)
     first = _sample_index(first_key, w)
-    closest = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, X[first][None])[:, 0], X, chunk_size)
-    centers = jnp.zeros((n_clusters, X.shape[1]), X.dtype).at[0].set(X[first])
+    # take_rows, not X[i]: indexing a row-sharded X would gather it onto every device.
+    first_row = _rows.take_rows(X, first, chunk_size)
+    closest = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, first_row[None])[:, 0], X, chunk_size)
+    centers = jnp.zeros((n_clusters, X.shape[1]), X.dtype).at[0].set(first_row)
 
     def add_center(carry, inputs):
         centers, closest = carry
@@ -65,10 +67,11 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
         # than clusters), fall back to the weights alone: duplicates, not NaN.
         p = jnp.where(jnp.sum(potential) > 0, potential, w)
         candidates = _sample_index(step_key, p, (n_trials,))
-        d = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, X[candidates]), X, chunk_size)
+        candidate_rows = _rows.take_rows(X, candidates, chunk_size)  # (trials, D)
+        d = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, candidate_rows), X, chunk_size)
         new_closest = jnp.minimum(closest[:, None], d)  # (N, trials)
         best = jnp.argmin(w @ new_closest)
-        return (centers.at[c].set(X[candidates[best]]), new_closest[:, best]), None
+        return (centers.at[c].set(candidate_rows[best]), new_closest[:, best]), None
 
     steps = (jnp.arange(1, n_clusters), jax.random.split(key, n_clusters - 1))
     (centers, _), _ = jax.lax.scan(add_center, (centers, closest), steps)
@@ -193,8 +196,11 @@ def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_
         return _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center)
     if init == "random_from_data":
         # Distinct rows with positive weight as means; every row joins its nearest one.
-        idx = jax.random.choice(key, X.shape[0], (n_components,), replace=False, p=w / jnp.sum(w))
-        centers = jax.lax.stop_gradient(X)[idx] - center[None]
+        # jax.random.choice(replace=False, p=w / sum(w)) written out as its Gumbel
+        # top-k, so the top-k can run per device on row-sharded data (same draws).
+        scores = jax.random.gumbel(key, (X.shape[0],), w.dtype) + jnp.log(w / jnp.sum(w))
+        idx = _rows.top_k_rows(scores, n_components, chunk_size)
+        centers = _rows.take_rows(jax.lax.stop_gradient(X), idx, chunk_size) - center[None]
     elif init == "k-means++":
         centers = kmeans_plusplus(key, X, w, n_components, chunk_size) - center[None]
     elif init == "kmeans":

@@ -6,9 +6,19 @@ K, D)`` differences) would not fit in memory or cache, so the sums run over
 fixed-size chunks of rows in a ``fori_loop`` that slices the data in place:
 memory is bounded by the chunk, never by ``N``, and no padded copy of ``X`` is
 made (a ragged last chunk is handled with its own static shape).
+
+Sharded data. When ``X`` is split along the sample axis over ``P`` devices, a
+dynamic slice of that axis would make XLA gather all of ``X`` onto every
+device. A :class:`RowBlocks` layout instead views the rows as ``(P, N / P)``,
+one block per device, and chunks along the *local* axis under ``vmap``: each
+device loops over its own rows, the per-block sums stay on their device, and
+the final sum over blocks is the only cross-device reduction (an all-reduce of
+the statistics that XLA's SPMD partitioner inserts by itself).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +30,18 @@ _TARGET_CHUNK_ELEMENTS = 2**20
 _MIN_CHUNK = 256
 
 
+class RowBlocks(NamedTuple):
+    """Static row layout for data sharded along the sample axis.
+
+    Passed wherever a ``chunk_size`` is accepted: the ``N`` rows are
+    ``n_blocks`` contiguous blocks of ``N / n_blocks`` rows (one per device
+    holding a distinct shard), each processed in chunks of ``chunk_size`` rows.
+    """
+
+    n_blocks: int
+    chunk_size: int | None  # rows per chunk within a block; None: the whole block
+
+
 def default_chunk_size(n_samples: int, n_components: int, n_features: int) -> int | None:
     """Rows per chunk for an EM pass, or ``None`` to process all rows at once."""
     width = n_components * max(n_features, 1)
@@ -27,8 +49,49 @@ def default_chunk_size(n_samples: int, n_components: int, n_features: int) -> in
     return None if chunk >= n_samples else chunk
 
 
+def _blocked(X, n_blocks):
+    """``(N, ...)`` viewed as ``(n_blocks, N / n_blocks, ...)``: free for a row-sharded array."""
+    return X.reshape(n_blocks, X.shape[0] // n_blocks, *X.shape[1:])
+
+
+def take_rows(X, index, chunk_size=None):
+    """``X[index]`` for an integer array ``index``, without gathering a row-sharded ``X``.
+
+    With a :class:`RowBlocks` layout, each index is split into (block, row in
+    block): the row is sliced from every block along the local axis (a
+    ``(n_blocks, ..., D)`` array, not ``(N, D)``) and the wanted block is
+    selected with a masked sum, which XLA lowers to a small all-reduce.
+    """
+    if not isinstance(chunk_size, RowBlocks):
+        return X[index]
+    blocks = _blocked(X, chunk_size.n_blocks)
+    block, row = jnp.divmod(index, blocks.shape[1])
+    candidates = jnp.take(blocks, row, axis=1)  # (n_blocks, *index.shape, D)
+    mask = jnp.arange(chunk_size.n_blocks).reshape((-1,) + (1,) * index.ndim) == block[None]
+    return jnp.sum(jnp.where(mask[..., None], candidates, 0), axis=0)
+
+
 def _centred(X, center):
     return X if center is None else X - center[None, :]
+
+
+def top_k_rows(values, k, chunk_size=None):
+    """Indices of the ``k`` largest entries of ``values`` ``(N,)``, largest first (``lax.top_k``).
+
+    With a :class:`RowBlocks` layout, ``k`` rounds of arg-max-and-mask instead:
+    XLA partitions an arg-max over sharded rows (local arg-max, then a tiny
+    exchange) but replicates the input of ``top_k``. ``k`` is a number of
+    components, so ``k`` passes over ``N`` scalars cost little.
+    """
+    if not isinstance(chunk_size, RowBlocks):
+        return jax.lax.top_k(values, k)[1]
+    rows = jnp.arange(values.shape[0])
+
+    def pick(remaining, _):
+        best = jnp.argmax(remaining)
+        return jnp.where(rows == best, -jnp.inf, remaining), best
+
+    return jax.lax.scan(pick, values, None, length=k)[1]
 
 
 def sum_over_rows(fn, X, w, chunk_size, center=None):
@@ -41,9 +104,20 @@ def sum_over_rows(fn, X, w, chunk_size, center=None):
       fn: ``fn(X_chunk (B, D), w_chunk (B,), offset ()) -> pytree`` of sums.
       X: ``(N, D)``.
       w: ``(N,)``.
-      chunk_size: rows per chunk (static), or ``None`` for a single chunk.
+      chunk_size: rows per chunk (static), ``None`` for a single chunk, or a
+        :class:`RowBlocks` layout for row-sharded data.
       center: optional ``(D,)`` subtracted from every row.
     """
+    if isinstance(chunk_size, RowBlocks):
+        n_blocks, chunk_size = chunk_size
+        block_rows = X.shape[0] // n_blocks
+
+        def block_sum(Xb, wb, block_offset):
+            return sum_over_rows(lambda Xc, wc, o: fn(Xc, wc, o + block_offset), Xb, wb, chunk_size, center)
+
+        offsets = jnp.arange(n_blocks, dtype=jnp.int32) * block_rows
+        per_block = jax.vmap(block_sum)(_blocked(X, n_blocks), _blocked(w, n_blocks), offsets)
+        return jax.tree_util.tree_map(lambda a: jnp.sum(a, axis=0), per_block)
     n = X.shape[0]
     if chunk_size is None or chunk_size >= n:
         return fn(_centred(X, center), w, jnp.zeros((), jnp.int32))
@@ -74,9 +148,13 @@ def map_over_rows(fn, X, chunk_size, center=None):
     Args:
       fn: ``fn(X_chunk (B, D)) -> (B, ...)`` array.
       X: ``(N, D)``.
-      chunk_size: rows per chunk (static), or ``None``.
+      chunk_size: rows per chunk (static), ``None``, or a :class:`RowBlocks` layout.
       center: optional ``(D,)`` subtracted from every row.
     """
+    if isinstance(chunk_size, RowBlocks):
+        n_blocks, chunk_size = chunk_size
+        out = jax.vmap(lambda Xb: map_over_rows(fn, Xb, chunk_size, center))(_blocked(X, n_blocks))
+        return out.reshape(X.shape[0], *out.shape[2:])
     n = X.shape[0]
     if center is not None:
         return map_over_rows(lambda Xc: fn(Xc - center[None, :]), X, chunk_size)
