@@ -17,7 +17,7 @@ Example:
   True
 """
 
-from gmm_jax import metrics
+from gmm_jax import distributed, metrics
 from gmm_jax._em import FitResult, SufficientStatistics, e_step, m_step
 from gmm_jax._fit import fit
 from gmm_jax._init import kmeans
@@ -34,6 +34,7 @@ __all__ = [
     "SufficientStatistics",
     "aic",
     "bic",
+    "distributed",
     "e_step",
     "fit",
     "kmeans",
