@@ -24,6 +24,7 @@ from gmm_jax._init import kmeans
 from gmm_jax._likelihood import aic, bic, log_prob, n_parameters, predict, predict_proba, score
 from gmm_jax._params import COVARIANCE_TYPES, GMMParams
 from gmm_jax._sampling import sample
+from gmm_jax._stream import fit_stream
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,7 @@ __all__ = [
     "distributed",
     "e_step",
     "fit",
+    "fit_stream",
     "kmeans",
     "log_prob",
     "m_step",

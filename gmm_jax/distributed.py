@@ -29,6 +29,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from gmm_jax import _validation
+
 __all__ = ["data_mesh", "shard"]
 
 
@@ -42,17 +44,6 @@ def data_mesh(devices=None, axis_name: str = "data") -> Mesh:
     """
     devices = jax.devices() if devices is None else list(devices)
     return Mesh(np.array(devices), (axis_name,))
-
-
-def _host_float(x, name):
-    x = np.asarray(x)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise TypeError(f"{name} must be an array of numbers, got an array of dtype {x.dtype}.")
-    if np.issubdtype(x.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real, got dtype {x.dtype}.")
-    # float32 stays float32; float64 needs jax_enable_x64, as everywhere in gmm_jax.
-    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
-    return x.astype(jax.dtypes.canonicalize_dtype(dtype), copy=False)
 
 
 def _rows_per_process(n_local: int) -> int:
@@ -96,14 +87,14 @@ def shard(X, sample_weight=None, mesh: Mesh | None = None, axis=None):
       (0, 101.0)
       >>> result = gmm.fit(jax.random.key(0), X_sharded, 2, sample_weight=w)
     """
-    X = _host_float(X, "X")
+    X = _validation.host_float_array(X, "X")
     if X.ndim != 2 or X.shape[1] < 1:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}.")
     n_local = X.shape[0]
     if sample_weight is None:
         w = np.ones((n_local,), X.dtype)
     else:
-        w = _host_float(sample_weight, "sample_weight").astype(X.dtype, copy=False)
+        w = _validation.host_float_array(sample_weight, "sample_weight").astype(X.dtype, copy=False)
         if w.shape != (n_local,):
             raise ValueError(f"sample_weight must have shape (n_samples,) = ({n_local},), got {w.shape}.")
     mesh = data_mesh() if mesh is None else mesh
