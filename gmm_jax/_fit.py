@@ -13,7 +13,8 @@ from gmm_jax._params import GMMParams
 
 __all__ = ["fit"]
 
-_STATIC = ("n_components", "covariance_type", "init", "n_init", "max_iter", "tol", "reg_covar", "chunk_size", "verbose")
+# tol and reg_covar are traced: changing them does not recompile.
+_STATIC = ("n_components", "covariance_type", "init", "n_init", "max_iter", "chunk_size", "verbose")
 
 
 def _select_best(results: FitResult) -> FitResult:
@@ -26,7 +27,7 @@ def _select_best(results: FitResult) -> FitResult:
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _fit(key, X, w, init_params, *, n_components, covariance_type, init, n_init, max_iter, tol, reg_covar, chunk_size, verbose):
+def _fit(key, X, w, init_params, tol, reg_covar, *, n_components, covariance_type, init, n_init, max_iter, chunk_size, verbose):
     # All the work happens in coordinates centred at the weighted data mean,
     # so float32 keeps its digits on data far from the origin. Rows are
     # centred chunk by chunk: no centred copy of X is held.
@@ -158,9 +159,9 @@ def fit(
     if n_blocks > 1:
         chunk_size = _rows.RowBlocks(n_blocks, chunk_size)
     result = _fit(
-        key, X, w, init_params,
+        key, X, w, init_params, jnp.asarray(tol, X.dtype), jnp.asarray(reg_covar, X.dtype),
         n_components=n_components, covariance_type=covariance_type, init=init, n_init=n_init,
-        max_iter=max_iter, tol=tol, reg_covar=reg_covar, chunk_size=chunk_size, verbose=bool(verbose),
+        max_iter=max_iter, chunk_size=chunk_size, verbose=bool(verbose),
     )  # fmt: skip
     if _validation.is_concrete(result.status) and int(result.status) != _em.STATUS_OK:
         raise ValueError(

@@ -75,25 +75,6 @@ def _centred(X, center):
     return X if center is None else X - center[None, :]
 
 
-def top_k_rows(values, k, chunk_size=None):
-    """Indices of the ``k`` largest entries of ``values`` ``(N,)``, largest first (``lax.top_k``).
-
-    With a :class:`RowBlocks` layout, ``k`` rounds of arg-max-and-mask instead:
-    XLA partitions an arg-max over sharded rows (local arg-max, then a tiny
-    exchange) but replicates the input of ``top_k``. ``k`` is a number of
-    components, so ``k`` passes over ``N`` scalars cost little.
-    """
-    if not isinstance(chunk_size, RowBlocks):
-        return jax.lax.top_k(values, k)[1]
-    rows = jnp.arange(values.shape[0])
-
-    def pick(remaining, _):
-        best = jnp.argmax(remaining)
-        return jnp.where(rows == best, -jnp.inf, remaining), best
-
-    return jax.lax.scan(pick, values, None, length=k)[1]
-
-
 def sum_over_rows(fn, X, w, chunk_size, center=None):
     """``sum_c fn(X_c - center, w_c, row_offset_c)`` over row chunks; ``fn`` returns a pytree.
 
