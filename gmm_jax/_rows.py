@@ -75,6 +75,21 @@ def _centred(X, center):
     return X if center is None else X - center[None, :]
 
 
+def cumsum_rows(values, chunk_size=None):
+    """``(cumsum(values) (N,), its last entry ())``; per device for a :class:`RowBlocks` layout.
+
+    Each block's running sum is local; only the ``n_blocks`` block totals are
+    exchanged to offset them.
+    """
+    if not isinstance(chunk_size, RowBlocks):
+        cdf = jnp.cumsum(values)
+        return cdf, cdf[-1]
+    local = jnp.cumsum(_blocked(values, chunk_size.n_blocks), axis=1)
+    ends = jnp.cumsum(local[:, -1])
+    offsets = jnp.concatenate([jnp.zeros((1,), ends.dtype), ends[:-1]])
+    return (local + offsets[:, None]).reshape(values.shape), ends[-1]
+
+
 def sum_over_rows(fn, X, w, chunk_size, center=None):
     """``sum_c fn(X_c - center, w_c, row_offset_c)`` over row chunks; ``fn`` returns a pytree.
 

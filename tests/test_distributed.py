@@ -71,9 +71,10 @@ SHARDED_SCRIPT = textwrap.dedent(
     for name, (covariance_type, init, chunk) in configs.items():
         t0 = time.perf_counter()
         # The same compiled program gmm.fit runs for the sharded fit above.
+        # Arguments exactly as gmm.fit passes them, so this is a cache hit.
         lowered = _fit._fit.lower(
-            jax.random.key(1), X_sharded, w_sharded, None, n_components=k, covariance_type=covariance_type,
-            init=init, n_init=1, max_iter=10, tol=0.0, reg_covar=1e-6,
+            jax.random.key(1), X_sharded, w_sharded, None, jnp.asarray(0.0, X.dtype), jnp.asarray(1e-6, X.dtype),
+            n_components=k, covariance_type=covariance_type, init=init, n_init=1, max_iter=10,
             chunk_size=_rows.RowBlocks(4, chunk), verbose=False)
         text = lowered.compile().as_text()
         hlo["fit/" + name] = {"all_gather": all_gathers(text), "all_reduce": text.count("all-reduce"),
