@@ -28,6 +28,19 @@ def _batches(X, n_batches, w=None):
     return lambda: ((X[i : i + size], w[i : i + size]) for i in range(0, len(X), size))
 
 
+N_ROWS, MAX_ITER = 3001, 8  # one data shape and one max_iter: the tests share compiled steps
+
+
+@pytest.fixture(scope="module")
+def data():
+    X = _blobs(N_ROWS)  # 3001 rows: a ragged last batch
+    starts = {
+        covariance_type: gmm.fit(jax.random.key(0), X, 3, covariance_type=covariance_type, max_iter=1).params
+        for covariance_type in ("full", "diag")
+    }
+    return X, starts
+
+
 def _assert_results_close(a, b, atol):
     assert int(a.n_iter) == int(b.n_iter)
     assert bool(a.converged) == bool(b.converged)
@@ -37,61 +50,54 @@ def _assert_results_close(a, b, atol):
     np.testing.assert_allclose(a.log_likelihood, b.log_likelihood, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "diag"])
-def test_fit_stream_over_memory_mapped_npy_in_ten_batches_equals_fit(tmp_path, covariance_type):
-    X = _blobs(3001)  # ragged last batch
+def test_fit_stream_over_memory_mapped_npy_in_ten_batches_equals_fit(tmp_path, data):
+    X, starts = data
     np.save(tmp_path / "X.npy", X)
     X_mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
-    start = gmm.fit(jax.random.key(0), X, 3, covariance_type=covariance_type, max_iter=1).params
-    kwargs = dict(covariance_type=covariance_type, init_params=start, max_iter=12, tol=0.0)
+    kwargs = dict(covariance_type="full", init_params=starts["full"], max_iter=MAX_ITER, tol=0.0)
     in_memory = gmm.fit(jax.random.key(1), X, 3, **kwargs)
     streamed = gmm.fit_stream(jax.random.key(1), _batches(X_mapped, 10), 3, **kwargs)
     _assert_results_close(in_memory, streamed, atol=1e-4)
 
 
-def test_fit_stream_with_weighted_batches_equals_weighted_fit():
-    X = _blobs(1200, seed=1)
-    w = np.random.default_rng(2).integers(0, 4, size=1200).astype(np.float32)
-    start = gmm.fit(jax.random.key(0), X, 3, covariance_type="diag", max_iter=1, sample_weight=w).params
-    kwargs = dict(covariance_type="diag", init_params=start, max_iter=8, tol=0.0)
+def test_fit_stream_with_weighted_batches_equals_weighted_fit(data):
+    X, starts = data
+    w = np.random.default_rng(2).integers(0, 4, size=len(X)).astype(np.float32)
+    kwargs = dict(covariance_type="diag", init_params=starts["diag"], max_iter=MAX_ITER, tol=0.0)
     in_memory = gmm.fit(jax.random.key(1), X, 3, sample_weight=w, **kwargs)
-    streamed = gmm.fit_stream(jax.random.key(1), _batches(X, 7, w), 3, **kwargs)
+    streamed = gmm.fit_stream(jax.random.key(1), _batches(X, 10, w), 3, **kwargs)
     _assert_results_close(in_memory, streamed, atol=1e-4)
 
 
-def test_fit_stream_initialises_from_the_stream_and_converges_like_fit():
+def test_fit_stream_initialises_from_the_stream_and_converges_like_fit(data):
     # With fewer rows than init_sample_size the sample is every row, in order,
     # so the initialisation is fit's own.
-    X = _blobs(900, seed=3)
+    X = data[0]
     in_memory = gmm.fit(jax.random.key(4), X, 3, covariance_type="diag")
-    streamed = gmm.fit_stream(jax.random.key(4), _batches(X, 4), 3, covariance_type="diag")
+    streamed = gmm.fit_stream(jax.random.key(4), _batches(X, 10), 3, covariance_type="diag")
     _assert_results_close(in_memory, streamed, atol=1e-3)
     assert bool(streamed.converged)
 
 
-def test_fit_stream_resumes_from_its_own_params():
-    X = _blobs(800, seed=5)
-    source = _batches(X, 3)
-    start = gmm.fit(jax.random.key(0), X, 3, covariance_type="diag", max_iter=1).params
+def test_fit_stream_resumes_from_its_own_params(data):
+    X, starts = data
+    source = _batches(X, 10)
     kwargs = dict(covariance_type="diag", tol=0.0)
-    whole = gmm.fit_stream(jax.random.key(0), source, 3, init_params=start, max_iter=8, **kwargs)
-    first = gmm.fit_stream(jax.random.key(0), source, 3, init_params=start, max_iter=5, **kwargs)
+    whole = gmm.fit_stream(jax.random.key(0), source, 3, init_params=starts["diag"], max_iter=8, **kwargs)
+    first = gmm.fit_stream(jax.random.key(0), source, 3, init_params=starts["diag"], max_iter=5, **kwargs)
     resumed = gmm.fit_stream(jax.random.key(0), source, 3, init_params=first.params, max_iter=3, **kwargs)
     np.testing.assert_allclose(resumed.params.means, whole.params.means, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(resumed.log_likelihood, whole.log_likelihood[5:], rtol=1e-6, atol=1e-5)
 
 
-def test_fit_stream_prints_one_line_per_pass_only_when_verbose(capsys):
-    X = _blobs(300, seed=6)
-    start = gmm.fit(jax.random.key(0), X, 2, covariance_type="spherical", max_iter=1).params
-    gmm.fit_stream(jax.random.key(0), _batches(X, 2), 2, covariance_type="spherical", init_params=start, max_iter=3, tol=0.0)
+def test_fit_stream_prints_one_line_per_pass_only_when_verbose(capsys, data):
+    X, starts = data
+    kwargs = dict(covariance_type="diag", init_params=starts["diag"], max_iter=3, tol=0.0)
+    gmm.fit_stream(jax.random.key(0), _batches(X, 10), 3, **kwargs)
     assert capsys.readouterr().out == ""
-    gmm.fit_stream(
-        jax.random.key(0), _batches(X, 2), 2, covariance_type="spherical", init_params=start, max_iter=3, tol=0.0,
-        verbose=True,
-    )  # fmt: skip
+    gmm.fit_stream(jax.random.key(0), _batches(X, 10), 3, verbose=True, **kwargs)
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and all("log-likelihood" in line and "300 rows" in line for line in lines)
+    assert len(lines) == 3 and all("log-likelihood" in line and f"{N_ROWS} rows" in line for line in lines)
 
 
 def test_fit_stream_names_the_batch_with_the_wrong_number_of_features():
@@ -123,19 +129,19 @@ def test_fit_stream_rejects_one_shot_iterators_and_generators():
     # A callable that hands back the same (exhausted) iterator is caught on the next pass.
     shared = iter([X[:50], X[50:]])
     with pytest.raises(ValueError, match="same iterator twice"):
-        gmm.fit_stream(jax.random.key(0), lambda: shared, 2, covariance_type="spherical")
+        gmm.fit_stream(jax.random.key(0), lambda: shared, 2, init="random_from_data")
 
 
-def test_fit_stream_rejects_a_stream_that_changes_between_passes():
-    X = _blobs(100)
+def test_fit_stream_rejects_a_stream_that_changes_between_passes(data):
+    X, starts = data
     calls = []
 
-    def shrinking():
+    def growing():  # e.g. a file still being written
         calls.append(None)
-        return iter([X[: 100 - len(calls)]])
+        return iter([X[: N_ROWS - 10], X[: len(calls)]])
 
-    with pytest.raises(ValueError, match="rows in pass 1 but 99 before"):
-        gmm.fit_stream(jax.random.key(0), shrinking, 2, covariance_type="spherical")
+    with pytest.raises(ValueError, match=rf"yielded {N_ROWS - 7} rows in pass 1 but {N_ROWS - 8} before"):
+        gmm.fit_stream(jax.random.key(0), growing, 3, covariance_type="diag", init_params=starts["diag"])
 
 
 def test_fit_stream_checks_values_and_options():
