@@ -44,7 +44,7 @@ def _sample_index(key, p, shape=(), chunk_size=None):
     # gathers p (XLA would for a cumsum or a binary search over sharded rows).
     cdf, total = _rows.cumsum_rows(p / jnp.sum(p), chunk_size)
     r = total * (1 - jax.random.uniform(key, shape, dtype=cdf.dtype))
-    return jnp.sum(cdf < r[..., None], axis=-1, dtype=jnp.int32)
+    return jnp.sum(cdf.reshape((1,) * r.ndim + cdf.shape) < r[..., None], axis=-1, dtype=jnp.int32)
 
 
 def _sample_distinct(key, w, n, chunk_size=None):

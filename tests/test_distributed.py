@@ -27,6 +27,7 @@ SHARDED_SCRIPT = textwrap.dedent(
     import gmm_jax as gmm
     from gmm_jax import _fit, _rows
 
+    jax.config.update("jax_numpy_rank_promotion", "raise")  # as in the suite's conftest
     assert jax.device_count() == 4, jax.devices()
     rng = np.random.default_rng(0)
     n, d, k = 2000, 3, 3
