@@ -64,6 +64,7 @@ SHARDED_SCRIPT = textwrap.dedent(
         for name in ("log_prob", "predict_proba", "predict")
     }
     out["predict_spec"] = str(gmm.log_prob(params, X_sharded).sharding.spec)
+    out["score"] = abs(float(gmm.score(params, X)) - float(gmm.score(params, X_sharded)))
 
     def all_gathers(compiled_text):
         return re.findall(r"= (\\S+) all-gather(?:-start)?\\(", compiled_text)
@@ -115,6 +116,7 @@ def test_fit_on_four_sharded_cpu_devices_equals_single_device_fit_and_never_gath
     assert out["predict"]["predict"] == 0
     assert out["predict"]["log_prob"] < 1e-3 and out["predict"]["predict_proba"] < 1e-4
     assert out["predict_spec"] == str(P("data"))
+    assert out["score"] < 1e-4
     rows_per_device = 2000 // 4
     for name, ops in out["hlo"].items():
         # Any all-gather left is of per-device partial results (arg-max
