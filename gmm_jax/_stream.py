@@ -23,7 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_jax import _em, _init, _rows, _validation
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gmm_jax import _em, _init, _rows, _validation, distributed
 from gmm_jax._em import FitResult, SufficientStatistics
 from gmm_jax._params import GMMParams
 
@@ -240,6 +242,7 @@ def fit_stream(
     init_sample_size: int = _DEFAULT_INIT_SAMPLE,
     verbose: bool = False,
     chunk_size: int | None = None,
+    mesh: Mesh | None = None,
 ) -> FitResult:
     """Fits a Gaussian mixture by exact EM to data streamed in host batches.
 
@@ -274,8 +277,13 @@ def fit_stream(
         earlier (interrupted) ``fit_stream`` to resume it; no extra pass.
       init_sample_size: rows sampled for the initialisation.
       verbose: print the log-likelihood, its change, and the time of each pass.
-      chunk_size: rows per chunk inside each batch's compiled step; default
-        bounds the step's memory as in ``fit``.
+      chunk_size: rows per chunk inside each batch's compiled step (within
+        each device's rows with ``mesh``); default bounds the step's memory as
+        in ``fit``.
+      mesh: optional ``Mesh`` over devices of this process (e.g.
+        ``gmm.distributed.data_mesh()``): every batch is split by rows over
+        them, as :func:`gmm_jax.distributed.shard` does, and the statistics
+        are reduced across devices by XLA.
 
     Returns:
       A ``FitResult``, as from :func:`gmm_jax.fit`.
@@ -309,6 +317,14 @@ def fit_stream(
         raise TypeError(f"verbose must be True or False, got {verbose!r}.")
     if chunk_size is not None:
         chunk_size = _validation._check_int(chunk_size, "chunk_size", 1)
+    if mesh is not None:
+        if not isinstance(mesh, Mesh):
+            raise TypeError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}.")
+        if any(d.process_index != jax.process_index() for d in mesh.devices.flat):
+            raise ValueError(
+                "fit_stream splits each batch over the devices of this process; the mesh has devices "
+                "of other processes. Build it from jax.local_devices()."
+            )
 
     if init_params is None:
         seed = np.asarray(jax.random.bits(jax.random.fold_in(key, 1), (4,), jnp.uint32))
@@ -340,7 +356,7 @@ def fit_stream(
         params = params.replace(means=params.means - center[None])
         stream.n_features = params.n_features
 
-    result = _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size, verbose)
+    result = _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size, verbose, mesh)
     if init_params is not None:
         _check_rows(stream.n_rows, n_components, None)
     if int(result.status) != _em.STATUS_OK:
@@ -361,17 +377,29 @@ def _check_rows(n_rows, n_components, weight_sum):
         raise ValueError("sample_weight is zero everywhere; at least one sample needs positive weight.")
 
 
-def _pass_statistics(stream, params, center, chunk_size):
-    """One pass: sufficient statistics of the whole stream around ``params.means``."""
+def _pass_statistics(stream, params, center, chunk_size, mesh=None):
+    """One pass: sufficient statistics of the whole stream around ``params.means``.
+
+    With a ``mesh``, each batch is split by rows over its devices (parameters
+    replicated) and chunked within each device's rows, as in a sharded ``fit``.
+    """
+    n_devices = 1 if mesh is None else mesh.devices.size
+    if mesh is not None:
+        replicated = NamedSharding(mesh, PartitionSpec())
+        params, center = jax.device_put((params, center), replicated)
     total = pending = None
     bucket = 0
     for X, w in stream.one_pass():
         # Batches shorter than the longest so far are padded with zero weight,
         # so a ragged last batch does not compile a new step.
-        bucket = max(bucket, X.shape[0])
+        bucket = max(bucket, -(-X.shape[0] // n_devices) * n_devices)
         X, w = _pad_rows(X, w, bucket)
-        chunk = chunk_size or _rows.default_chunk_size(bucket, params.n_components, X.shape[1])
-        X, w = jnp.asarray(X), jnp.asarray(w)
+        chunk = chunk_size or _rows.default_chunk_size(bucket // n_devices, params.n_components, X.shape[1])
+        if mesh is None:
+            X, w = jnp.asarray(X), jnp.asarray(w)
+        else:
+            X, w = distributed.shard(X, w, mesh)
+            chunk = _rows.RowBlocks(n_devices, chunk)
         if total is None:
             total = _batch_statistics(params, X, w, center, chunk_size=chunk)
         else:
@@ -384,7 +412,7 @@ def _pass_statistics(stream, params, center, chunk_size):
     return total
 
 
-def _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size, verbose) -> FitResult:
+def _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size, verbose, mesh) -> FitResult:
     """``_em.run_em`` with a pass over the stream per iteration: the same stopping rule and outputs."""
     dtype = params.means.dtype
     trace = np.full((max_iter,), -np.inf, dtype)
@@ -392,7 +420,7 @@ def _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size,
     status = _em.STATUS_OK if bool(_em.all_finite(params)) else _em.STATUS_NON_FINITE
     for i in range(max_iter if status == _em.STATUS_OK else 0):
         start = time.perf_counter()
-        stats = _pass_statistics(stream, params, center, chunk_size)
+        stats = _pass_statistics(stream, params, center, chunk_size, mesh)
         ll, new, ok = _m_step(stats, params, reg_covar=reg_covar)
         ll, ok = float(ll), bool(ok)
         change = ll - prev_ll
@@ -409,7 +437,7 @@ def _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size,
             break
     lower_bound = prev_ll
     if max_iter == 0:
-        stats = _pass_statistics(stream, params, center, chunk_size)
+        stats = _pass_statistics(stream, params, center, chunk_size, mesh)
         lower_bound = float(stats.log_likelihood / stats.weight_sum)
     params = params.replace(means=params.means + center[None])
     return FitResult(

@@ -25,7 +25,7 @@ SHARDED_SCRIPT = textwrap.dedent(
     import json, re, time
     import jax, jax.numpy as jnp, numpy as np
     import gmm_jax as gmm
-    from gmm_jax import _fit, _rows
+    from gmm_jax import _fit, _rows, _stream
 
     jax.config.update("jax_numpy_rank_promotion", "raise")  # as in the suite's conftest
     assert jax.device_count() == 4, jax.devices()
@@ -58,6 +58,14 @@ SHARDED_SCRIPT = textwrap.dedent(
             "seconds": [t1 - t0, t2 - t1],
         }
     out["fits"] = fits
+
+    # Out of core on several devices: each streamed batch split over the mesh.
+    start, source = one.params, lambda: (X[i : i + 250] for i in range(0, n, 250))
+    kwargs = dict(covariance_type="diag", init_params=start, max_iter=5, tol=0.0)
+    in_memory = gmm.fit(jax.random.key(1), X, k, **kwargs)
+    streamed = gmm.fit_stream(jax.random.key(1), source, k, mesh=gmm.distributed.data_mesh(), **kwargs)
+    out["stream"] = {"params": max_diff(in_memory.params, streamed.params),
+                     "param_spec": str(streamed.params.means.sharding.spec)}
     params = one.params
     out["predict"] = {
         name: max_diff(getattr(gmm, name)(params, X), getattr(gmm, name)(params, X_sharded))
@@ -81,6 +89,13 @@ SHARDED_SCRIPT = textwrap.dedent(
         text = lowered.compile().as_text()
         hlo["fit/" + name] = {"all_gather": all_gathers(text), "all_reduce": text.count("all-reduce"),
                               "seconds": time.perf_counter() - t0}
+    batch, batch_w = gmm.distributed.shard(X[:250])
+    replicated = jax.sharding.NamedSharding(batch.sharding.mesh, jax.sharding.PartitionSpec())
+    start_replicated, center_replicated = jax.device_put((start, jnp.zeros(d, X.dtype)), replicated)
+    text = _stream._batch_statistics.lower(
+        start_replicated, batch, batch_w, center_replicated, chunk_size=_rows.RowBlocks(4, None)
+    ).compile().as_text()
+    hlo["fit_stream batch step"] = {"all_gather": all_gathers(text), "all_reduce": text.count("all-reduce")}
     for name in ("log_prob", "predict_proba", "predict"):
         text = jax.jit(getattr(gmm, name)).lower(params, X_sharded).compile().as_text()
         hlo[name] = {"all_gather": all_gathers(text), "all_reduce": text.count("all-reduce")}
@@ -117,6 +132,7 @@ def test_fit_on_four_sharded_cpu_devices_equals_single_device_fit_and_never_gath
     assert out["predict"]["log_prob"] < 1e-3 and out["predict"]["predict_proba"] < 1e-4
     assert out["predict_spec"] == str(P("data"))
     assert out["score"] < 1e-4
+    assert out["stream"]["params"] < 2e-3 and out["stream"]["param_spec"] == str(P())
     rows_per_device = 2000 // 4
     for name, ops in out["hlo"].items():
         # Any all-gather left is of per-device partial results (arg-max
@@ -124,7 +140,8 @@ def test_fit_on_four_sharded_cpu_devices_equals_single_device_fit_and_never_gath
         for shape in ops["all_gather"]:
             dims = [int(x) for x in shape[shape.index("[") + 1 : shape.index("]")].split(",") if x]
             assert max(dims, default=0) < rows_per_device, (name, shape)
-    assert all(out["hlo"]["fit/" + name]["all_reduce"] > 0 for name in out["fits"])  # the statistics are reduced across devices
+    assert all(out["hlo"]["fit/" + name]["all_reduce"] > 0 for name in out["fits"])
+    assert out["hlo"]["fit_stream batch step"]["all_reduce"] > 0  # the statistics are reduced across devices
     assert not any(out["hlo"][name]["all_gather"] for name in ("log_prob", "predict_proba", "predict"))
 
 
