@@ -23,6 +23,7 @@ from gmm_jax._fit import fit
 from gmm_jax._init import kmeans
 from gmm_jax._io import load, save
 from gmm_jax._likelihood import aic, bic, log_prob, n_parameters, predict, predict_proba, score
+from gmm_jax._online import fit_online
 from gmm_jax._params import COVARIANCE_TYPES, GMMParams
 from gmm_jax._sampling import sample
 from gmm_jax._stream import fit_stream
@@ -54,6 +55,7 @@ __all__ = [
     "distributed",
     "e_step",
     "fit",
+    "fit_online",
     "fit_stream",
     "kmeans",
     "load",
