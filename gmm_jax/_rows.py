@@ -71,6 +71,10 @@ def take_rows(X, index, chunk_size=None):
     return jnp.sum(jnp.where(mask[..., None], candidates, 0), axis=0)
 
 
+def _tree_rows(f, tree):
+    return jax.tree_util.tree_map(f, tree)
+
+
 def _centred(X, center):
     return X if center is None else X - center[None, :]
 
@@ -97,9 +101,14 @@ def sum_over_rows(fn, X, w, chunk_size, center=None):
     without ever holding a centred copy of ``X``.
 
     Args:
-      fn: ``fn(X_chunk (B, D), w_chunk (B,), offset ()) -> pytree`` of sums.
+      fn: ``fn(X_chunk (B, D), w_chunk (B,), offset ()) -> pytree`` of sums;
+        ``offset`` is the chunk's first row in ``X``.
       X: ``(N, D)``.
-      w: ``(N,)``.
+      w: ``(N,)``, or a pytree of per-row arrays ``(N, ...)`` (e.g. weights and
+        a running per-row quantity) handed to ``fn`` chunk by chunk alongside
+        ``X``. Per-row arrays must travel this way rather than be sliced by
+        ``offset`` inside ``fn``: with sharded rows, ``fn`` runs per device and
+        a slice of a row-sharded array captured whole would gather it.
       chunk_size: rows per chunk (static), ``None`` for a single chunk, or a
         :class:`RowBlocks` layout for row-sharded data.
       center: optional ``(D,)`` subtracted from every row.
@@ -112,7 +121,7 @@ def sum_over_rows(fn, X, w, chunk_size, center=None):
             return sum_over_rows(lambda Xc, wc, o: fn(Xc, wc, o + block_offset), Xb, wb, chunk_size, center)
 
         offsets = jnp.arange(n_blocks, dtype=jnp.int32) * block_rows
-        per_block = jax.vmap(block_sum)(_blocked(X, n_blocks), _blocked(w, n_blocks), offsets)
+        per_block = jax.vmap(block_sum)(_blocked(X, n_blocks), _tree_rows(lambda a: _blocked(a, n_blocks), w), offsets)
         return jax.tree_util.tree_map(lambda a: jnp.sum(a, axis=0), per_block)
     n = X.shape[0]
     if chunk_size is None or chunk_size >= n:
@@ -123,17 +132,17 @@ def sum_over_rows(fn, X, w, chunk_size, center=None):
         start = i * chunk_size
         part = fn(
             _centred(jax.lax.dynamic_slice_in_dim(X, start, chunk_size), center),
-            jax.lax.dynamic_slice_in_dim(w, start, chunk_size),
+            _tree_rows(lambda a: jax.lax.dynamic_slice_in_dim(a, start, chunk_size), w),
             start,
         )
         return jax.tree_util.tree_map(jnp.add, acc, part)
 
-    first = fn(_centred(X[:chunk_size], center), w[:chunk_size], jnp.zeros((), jnp.int32))
+    first = fn(_centred(X[:chunk_size], center), _tree_rows(lambda a: a[:chunk_size], w), jnp.zeros((), jnp.int32))
     acc = jax.lax.fori_loop(1, n_full, body, first)
     rest = n - n_full * chunk_size
     if rest:
         start = n_full * chunk_size
-        tail = fn(_centred(X[start:], center), w[start:], jnp.asarray(start, jnp.int32))
+        tail = fn(_centred(X[start:], center), _tree_rows(lambda a: a[start:], w), jnp.asarray(start, jnp.int32))
         acc = jax.tree_util.tree_map(jnp.add, acc, tail)
     return acc
 
