@@ -213,4 +213,5 @@ def fit_online(
         jnp.asarray(False),
         jnp.asarray(trace[-1], dtype),
         jnp.asarray(status, jnp.int32),
+        jnp.sum(_em.empty_components(running.nk)).astype(jnp.int32),
     )

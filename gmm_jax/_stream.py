@@ -416,7 +416,7 @@ def _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size,
     """``_em.run_em`` with a pass over the stream per iteration: the same stopping rule and outputs."""
     dtype = params.means.dtype
     trace = np.full((max_iter,), -np.inf, dtype)
-    prev_ll, converged, n_iter = -np.inf, False, 0
+    prev_ll, converged, n_iter, n_empty = -np.inf, False, 0, 0
     status = _em.STATUS_OK if bool(_em.all_finite(params)) else _em.STATUS_NON_FINITE
     for i in range(max_iter if status == _em.STATUS_OK else 0):
         start = time.perf_counter()
@@ -429,6 +429,7 @@ def _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size,
             _print_pass(i + 1, ll, change, stream.n_rows, time.perf_counter() - start)
         if ok:
             params, n_iter = new, i + 1
+            n_empty = int(jnp.sum(_em.empty_components(stats.nk)))
         else:
             status = _em.STATUS_NON_FINITE
         prev_ll = ll if np.isfinite(ll) else prev_ll
@@ -447,4 +448,5 @@ def _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size,
         jnp.asarray(converged),
         jnp.asarray(lower_bound, dtype),
         jnp.asarray(status, jnp.int32),
+        jnp.asarray(n_empty, jnp.int32),
     )
