@@ -1,0 +1,274 @@
+"""The EM algorithm: E-step, M-step, sufficient statistics and the scanned loop.
+
+One EM iteration is one pass over the data that accumulates sufficient
+statistics (``SufficientStatistics``) chunk by chunk, followed by a small
+closed-form update (``params_from_statistics``). The same two functions serve
+in-memory fits, sharded fits (the sums are reduced across devices by XLA) and
+streamed fits (the sums are accumulated across host batches).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gmm_jax import _covariance, _rows, _validation
+from gmm_jax._likelihood import weighted_log_prob
+from gmm_jax._params import GMMParams
+
+__all__ = ["FitResult", "SufficientStatistics", "e_step", "m_step", "STATUS_OK", "STATUS_NON_FINITE"]
+
+STATUS_OK = 0
+# An M-step produced non-finite parameters (typically a singular covariance
+# with reg_covar=0): the fit stopped and kept the last finite parameters.
+STATUS_NON_FINITE = 1
+
+
+class SufficientStatistics(NamedTuple):
+    """Weighted sums over samples that determine one M-step.
+
+    All moments are taken around ``shift`` (``(K, D)``, the current means), which
+    keeps float32 accurate; see ``_covariance``.
+    """
+
+    log_likelihood: jax.Array  # () sum_n w_n log p(x_n | params)
+    weight_sum: jax.Array  # () sum_n w_n
+    nk: jax.Array  # (K,) sum_n w_n r_nk
+    s1: jax.Array  # (K, D) sum_n w_n r_nk (x_n - shift_k)
+    s2: jax.Array  # full/tied (K, D, D), diag/spherical (K, D): second moments around shift
+
+
+class FitResult(NamedTuple):
+    """What :func:`gmm_jax.fit` returns. Every field is an array, so results vmap.
+
+    Attributes:
+      params: the fitted ``GMMParams`` (best restart).
+      log_likelihood: ``(max_iter,)`` mean per-sample log-likelihood computed
+        in each iteration's E-step (the parameters after ``i`` M-steps, as
+        scikit-learn's ``lower_bound_``); entries after convergence repeat the
+        final value.
+      n_iter: ``()`` int, iterations run (M-steps applied).
+      converged: ``()`` bool, the change fell below ``tol`` before ``max_iter``.
+      lower_bound: ``()`` the final mean log-likelihood (``log_likelihood[n_iter - 1]``).
+      status: ``()`` int, ``0`` when every step was finite; ``1`` when an M-step
+        produced non-finite parameters (e.g. a singular covariance with
+        ``reg_covar=0``) and the fit stopped with the last finite parameters.
+    """
+
+    params: GMMParams
+    log_likelihood: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    lower_bound: jax.Array
+    status: jax.Array
+
+
+def _chunk_statistics(params: GMMParams, X, w, shift) -> SufficientStatistics:
+    """E-step and sufficient statistics of one chunk of rows."""
+    wlp = weighted_log_prob(params, X)  # (B, K)
+    log_norm = jax.nn.logsumexp(wlp, axis=1)  # (B,)
+    resp = jnp.exp(wlp - log_norm[:, None]) * w[:, None]  # weighted responsibilities
+    # Zero-weight rows (padding) must not turn a -inf density into NaN.
+    ll = jnp.sum(jnp.where(w > 0, w * log_norm, 0.0))
+    return statistics_from_responsibilities(X, resp, shift, params.covariance_type, ll, jnp.sum(w))
+
+
+def statistics_from_responsibilities(X, resp, shift, covariance_type, log_likelihood=None, weight_sum=None):
+    """Sufficient statistics of a chunk given its (sample-weighted) responsibilities ``(B, K)``."""
+    nk = resp.sum(axis=0)
+    s1 = resp.T @ X - nk[:, None] * shift
+    s2 = _covariance.covariance_model(covariance_type).second_moment(X, resp, shift)
+    zero = jnp.zeros((), X.dtype)
+    return SufficientStatistics(
+        zero if log_likelihood is None else log_likelihood,
+        zero if weight_sum is None else weight_sum,
+        nk,
+        s1,
+        s2,
+    )
+
+
+def accumulate_statistics(params: GMMParams, X, w, chunk_size=None, center=None) -> SufficientStatistics:
+    """One E-step pass over ``X`` (in row chunks, centred at ``center``), around the current means."""
+    shift = params.means
+    return _rows.sum_over_rows(lambda Xc, wc, _: _chunk_statistics(params, Xc, wc, shift), X, w, chunk_size, center)
+
+
+def params_from_statistics(stats: SufficientStatistics, shift, covariance_type, reg_covar, previous=None) -> GMMParams:
+    """The M-step: new parameters from sufficient statistics accumulated around ``shift``.
+
+    A component whose mass is below the rounding noise of the sums (it received
+    no responsibility) would get an undefined covariance; it keeps its
+    ``previous`` mean and covariance instead, with a weight of (almost) zero,
+    so the parameters stay finite and the component can still recapture data.
+    """
+    model = _covariance.covariance_model(covariance_type)
+    dtype = stats.s1.dtype
+    eps = jnp.finfo(dtype).eps
+    # scikit-learn adds 10 eps to nk so that empty components divide safely.
+    nk = stats.nk + 10 * eps
+    d = stats.s1 / nk[:, None]
+    means = shift + d
+    covariances = model.covariances_from_moments(stats.s2, nk, d, reg_covar)
+    factor = model.factor_from_covariances(covariances)
+    weights = nk / jnp.sum(nk)
+    if previous is not None and covariance_type != "tied":
+        empty = stats.nk <= 16 * eps * jnp.sum(stats.nk)
+        means = jnp.where(empty[:, None], previous.means, means)
+        keep = empty.reshape(empty.shape + (1,) * (factor.ndim - 1))
+        factor = jnp.where(keep, previous.precisions_cholesky, factor)
+    return GMMParams(weights, means, factor, covariance_type)
+
+
+def all_finite(tree) -> jax.Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def em_iteration(params: GMMParams, X, w, reg_covar, chunk_size=None, center=None):
+    """One EM iteration. Returns ``(mean log-likelihood of params, new params)``.
+
+    ``params`` live in coordinates centred at ``center`` (``None``: raw coordinates).
+    """
+    stats = accumulate_statistics(params, X, w, chunk_size, center)
+    new = params_from_statistics(stats, params.means, params.covariance_type, reg_covar, previous=params)
+    return stats.log_likelihood / stats.weight_sum, new
+
+
+def _print_progress(iteration, log_likelihood, change):
+    print(f"  iteration {int(iteration):4d}   log-likelihood {float(log_likelihood): .8f}   change {float(change): .3e}")
+
+
+def run_em(params: GMMParams, X, w, *, max_iter, tol, reg_covar, chunk_size=None, center=None, verbose=False) -> FitResult:
+    """EM from ``params`` as a ``lax.scan`` over ``max_iter`` iterations (traceable).
+
+    Stops updating once the change of the mean log-likelihood is below ``tol``
+    (scikit-learn's rule: the parameters after the converging M-step are kept).
+    A finished fit skips the remaining iterations with ``lax.cond``; under
+    ``vmap`` both branches run, which costs the same as not converging.
+    """
+    dtype = X.dtype
+    int32 = jnp.int32
+    start_ok = all_finite(params)
+    init = (
+        params,
+        jnp.asarray(-jnp.inf, dtype),  # previous log-likelihood
+        ~start_ok,  # done
+        jnp.asarray(False),  # converged
+        jnp.zeros((), int32),  # n_iter
+        jnp.where(start_ok, STATUS_OK, STATUS_NON_FINITE).astype(int32),
+    )
+
+    def iterate(carry, i):
+        params, prev_ll, _, _, n_iter, status = carry
+        ll, new = em_iteration(params, X, w, reg_covar, chunk_size, center)
+        ok = all_finite(new) & jnp.isfinite(ll)
+        change = ll - prev_ll
+        converged = ok & (jnp.abs(change) < tol)
+        if verbose:
+            jax.debug.callback(_print_progress, i + 1, ll, change)
+        params = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, params)
+        return (
+            params,
+            jnp.where(jnp.isfinite(ll), ll, prev_ll),
+            converged | ~ok,
+            converged,
+            jnp.where(ok, i + 1, n_iter).astype(int32),
+            jnp.where(ok, status, STATUS_NON_FINITE).astype(int32),
+        )
+
+    def step(carry, i):
+        carry = jax.lax.cond(carry[2], lambda c, _: c, iterate, carry, i)
+        return carry, carry[1]
+
+    carry, trace = jax.lax.scan(step, init, jnp.arange(max_iter, dtype=int32))
+    params, lower_bound, _, converged, n_iter, status = carry
+    if max_iter == 0:
+        stats = accumulate_statistics(params, X, w, chunk_size, center)
+        lower_bound = stats.log_likelihood / stats.weight_sum
+    return FitResult(params, trace, n_iter, converged, lower_bound, status)
+
+
+# ---------------------------------------------------------------------------
+# Public single steps.
+
+
+@jax.jit
+def _e_step(params, X, w):
+    wlp = weighted_log_prob(params, X)
+    log_norm = jax.nn.logsumexp(wlp, axis=1)
+    mean_ll = jnp.sum(w * log_norm) / jnp.sum(w)
+    return mean_ll, wlp - log_norm[:, None]
+
+
+def e_step(params: GMMParams, X, sample_weight=None):
+    """The E-step: mean log-likelihood and log responsibilities.
+
+    Args:
+      params: current mixture.
+      X: ``(n_samples, n_features)``.
+      sample_weight: optional ``(n_samples,)`` non-negative weights.
+
+    Returns:
+      ``(mean_log_likelihood (), log_resp (n_samples, n_components))``; the
+      mean is weighted by ``sample_weight`` when given.
+
+    Example:
+      >>> import jax.numpy as jnp, gmm_jax as gmm
+      >>> p = gmm.GMMParams.from_covariances(jnp.array([0.5, 0.5]),
+      ...     jnp.array([[-2.0], [2.0]]), jnp.array([1.0, 1.0]), "spherical")
+      >>> ll, log_resp = gmm.e_step(p, jnp.array([[-2.0], [2.0]]))
+      >>> jnp.exp(log_resp).sum(axis=1).round(6).tolist()
+      [1.0, 1.0]
+    """
+    X = _validation.check_params_and_data(params, X)
+    w = _validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    return _e_step(params.astype(X.dtype), X, w)
+
+
+@functools.partial(jax.jit, static_argnames=("covariance_type",))
+def _m_step(X, log_resp, w, reg_covar, covariance_type):
+    resp = jnp.exp(log_resp) * w[:, None]
+    nk = resp.sum(axis=0) + 10 * jnp.finfo(X.dtype).eps
+    shift = (resp.T @ X) / nk[:, None]  # accumulate around the new means: exact second moments
+    stats = statistics_from_responsibilities(X, resp, shift, covariance_type)
+    return params_from_statistics(stats, shift, covariance_type, reg_covar)
+
+
+def m_step(X, log_resp, covariance_type: str, reg_covar: float = 1e-6, sample_weight=None) -> GMMParams:
+    """The M-step: weights, means and covariances from log responsibilities.
+
+    Matches scikit-learn's ``_estimate_gaussian_parameters`` (with ``10 eps``
+    added to each component's mass and ``reg_covar`` to each variance).
+
+    Args:
+      X: ``(n_samples, n_features)``.
+      log_resp: ``(n_samples, n_components)`` log responsibilities.
+      covariance_type: ``"full" | "tied" | "diag" | "spherical"``.
+      reg_covar: non-negative value added to the covariance diagonal.
+      sample_weight: optional ``(n_samples,)`` non-negative weights.
+
+    Returns:
+      The new ``GMMParams``.
+
+    Example:
+      >>> import jax.numpy as jnp, gmm_jax as gmm
+      >>> X = jnp.array([[0.0], [2.0], [10.0], [12.0]])
+      >>> log_resp = jnp.log(jnp.array([[1.0, 0], [1, 0], [0, 1], [0, 1]]))
+      >>> p = gmm.m_step(X, log_resp, "diag", reg_covar=0.0)
+      >>> p.means.ravel().round(4).tolist(), p.covariances.ravel().round(4).tolist()
+      ([1.0, 11.0], [1.0, 1.0])
+    """
+    X = _validation.check_data(X)
+    _validation.check_covariance_type(covariance_type)
+    log_resp = _validation.as_float_array(log_resp, "log_resp").astype(X.dtype)
+    if log_resp.ndim != 2 or log_resp.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"log_resp must have shape (n_samples, n_components) with n_samples={X.shape[0]}, got {log_resp.shape}."
+        )
+    reg_covar = _validation._check_nonneg_float(reg_covar, "reg_covar")
+    w = _validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    return _m_step(X, log_resp, w, reg_covar, covariance_type)

@@ -1,0 +1,206 @@
+"""Initialisation: k-means (k-means++ seeding, Lloyd iterations) and the other initialisers.
+
+Every initialiser turns the data into starting *responsibilities* (hard
+labels, or random soft ones) and then applies the ordinary M-step, as
+scikit-learn does, so the starting covariances are estimated from data.
+All of it is JAX, traceable, and vmaps over PRNG keys.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from gmm_jax import _em, _rows, _validation
+from gmm_jax._params import GMMParams
+
+__all__ = ["kmeans", "kmeans_plusplus", "initialize"]
+
+
+def _squared_distances(X, centers):
+    """``|x_n - c_k|^2`` as matrix products: ``(N, K)`` (for nearest-centre search)."""
+    d = jnp.sum(X * X, axis=1, keepdims=True) - 2.0 * X @ centers.T + jnp.sum(centers * centers, axis=1)[None]
+    return jnp.maximum(d, 0.0)
+
+
+def _nearest(X, centers):
+    return jnp.argmin(_squared_distances(X, centers), axis=1)
+
+
+def _sample_index(key, p, shape=()):
+    """Index sampled proportionally to non-negative ``p``; uniform over p > 0 if all tiny."""
+    return jax.random.categorical(key, jnp.log(p), shape=shape)
+
+
+def _exact_squared_distances(X, points):
+    """``|x_n - p_t|^2`` by explicit differences: ``(N, T)``; exact for nearby points."""
+    return jnp.sum((X[:, None, :] - points[None, :, :]) ** 2, axis=2)
+
+
+def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii; scikit-learn's variant).
+
+    Each new centre is the best of ``2 + log(K)`` candidates drawn with
+    probability proportional to ``w * distance^2`` to the nearest chosen centre.
+    Zero-weight rows (padding) are never chosen.
+
+    Returns:
+      ``(n_clusters, n_features)`` centres, all rows of ``X``.
+    """
+    X = jax.lax.stop_gradient(X)
+    n_trials = 2 + int(math.log(n_clusters))
+    key, first_key = jax.random.split(key)
+    first = _sample_index(first_key, w)
+    closest = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, X[first][None])[:, 0], X, chunk_size)
+    centers = jnp.zeros((n_clusters, X.shape[1]), X.dtype).at[0].set(X[first])
+
+    def add_center(carry, inputs):
+        centers, closest = carry
+        c, step_key = inputs
+        potential = w * closest
+        # If every weighted row already sits on a centre (fewer distinct points
+        # than clusters), fall back to the weights alone: duplicates, not NaN.
+        p = jnp.where(jnp.sum(potential) > 0, potential, w)
+        candidates = _sample_index(step_key, p, (n_trials,))
+        d = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, X[candidates]), X, chunk_size)
+        new_closest = jnp.minimum(closest[:, None], d)  # (N, trials)
+        best = jnp.argmin(w @ new_closest)
+        return (centers.at[c].set(X[candidates[best]]), new_closest[:, best]), None
+
+    steps = (jnp.arange(1, n_clusters), jax.random.split(key, n_clusters - 1))
+    (centers, _), _ = jax.lax.scan(add_center, (centers, closest), steps)
+    return centers
+
+
+def _lloyd(X, w, centers, max_iter: int, tol, chunk_size, center=None):
+    """Lloyd iterations until the squared centre shift is below ``tol``; empty clusters keep their centre.
+
+    ``centers`` are in coordinates centred at ``center`` (rows are centred chunk by chunk).
+    """
+    X = jax.lax.stop_gradient(X)
+
+    def update(centers):
+        def chunk(Xc, wc, _):
+            onehot = jax.nn.one_hot(_nearest(Xc, centers), centers.shape[0], dtype=Xc.dtype) * wc[:, None]
+            return onehot.sum(axis=0), onehot.T @ Xc
+
+        counts, sums = _rows.sum_over_rows(chunk, X, w, chunk_size, center)
+        return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1e-30)[:, None], centers)
+
+    def cond(state):
+        _, shift, i = state
+        return (i < max_iter) & (shift > tol)
+
+    def body(state):
+        centers, _, i = state
+        new = update(centers)
+        return new, jnp.sum((new - centers) ** 2), i + 1
+
+    centers, _, _ = jax.lax.while_loop(cond, body, (centers, jnp.asarray(jnp.inf, X.dtype), 0))
+    return centers
+
+
+def weighted_mean(X, w):
+    """``(D,)`` weighted mean of the rows of ``X``."""
+    return (w @ X) / jnp.sum(w)
+
+
+def _kmeans_tolerance(X, w, tol, center, chunk_size):
+    # scikit-learn scales tol by the mean per-feature variance of the data.
+    sq = _rows.sum_over_rows(lambda Xc, wc, _: wc @ (Xc * Xc), X, w, chunk_size, center)
+    return tol * jnp.mean(sq) / jnp.sum(w)
+
+
+@functools.partial(jax.jit, static_argnames=("n_clusters", "max_iter", "chunk_size"))
+def _kmeans(key, X, w, tol, n_clusters, max_iter, chunk_size):
+    center = weighted_mean(X, w)
+    centers = kmeans_plusplus(key, X, w, n_clusters, chunk_size) - center[None]
+    centers = _lloyd(X, w, centers, max_iter, _kmeans_tolerance(X, w, tol, center, chunk_size), chunk_size, center)
+    labels = _rows.map_over_rows(lambda Xc: _nearest(Xc, centers), X, chunk_size, center)
+    return centers + center[None], labels
+
+
+def kmeans(key, X, n_clusters: int, *, sample_weight=None, max_iter: int = 300, tol: float = 1e-4):
+    """k-means clustering: k-means++ seeding, then Lloyd iterations, all in JAX.
+
+    Args:
+      key: PRNG key.
+      X: ``(n_samples, n_features)`` data.
+      n_clusters: number of clusters, ``1 <= n_clusters <= n_samples``.
+      sample_weight: optional ``(n_samples,)`` non-negative weights.
+      max_iter: maximum number of Lloyd iterations.
+      tol: stop when the squared movement of the centres is below ``tol``
+        times the mean feature variance (scikit-learn's convention).
+
+    Returns:
+      ``(centers (n_clusters, n_features), labels (n_samples,))``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, gmm_jax as gmm
+      >>> X = jnp.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+      >>> centers, labels = gmm.kmeans(jax.random.key(0), X, 2)
+      >>> bool(labels[0] == labels[1]) and bool(labels[2] == labels[3]) and bool(labels[0] != labels[2])
+      True
+    """
+    X = _validation.check_data(X)
+    n_clusters = _validation._check_int(n_clusters, "n_clusters", 1)
+    if n_clusters > X.shape[0]:
+        raise ValueError(f"n_clusters={n_clusters} must be <= n_samples={X.shape[0]}.")
+    max_iter = _validation._check_int(max_iter, "max_iter", 0)
+    tol = _validation._check_nonneg_float(tol, "tol")
+    w = _validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    chunk = _rows.default_chunk_size(X.shape[0], n_clusters, X.shape[1])
+    return _kmeans(key, X, w, tol, n_clusters, max_iter, chunk)
+
+
+def _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center) -> GMMParams:
+    """M-step from hard assignments of every row to its nearest centre (centred coordinates)."""
+    k = centers.shape[0]
+
+    def chunk(Xc, wc, _):
+        resp = jax.nn.one_hot(_nearest(Xc, centers), k, dtype=Xc.dtype) * wc[:, None]
+        return _em.statistics_from_responsibilities(Xc, resp, centers, covariance_type)
+
+    stats = _rows.sum_over_rows(chunk, X, w, chunk_size, center)
+    return _em.params_from_statistics(stats, centers, covariance_type, reg_covar)
+
+
+def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center) -> GMMParams:
+    """M-step from uniformly random soft responsibilities (scikit-learn's ``init_params='random'``)."""
+    shift = jnp.zeros((n_components, X.shape[1]), X.dtype)  # every mean starts near the data mean
+
+    def chunk(Xc, wc, offset):
+        u = jax.random.uniform(jax.random.fold_in(key, offset), (Xc.shape[0], n_components), Xc.dtype)
+        resp = u / jnp.sum(u, axis=1, keepdims=True) * wc[:, None]
+        return _em.statistics_from_responsibilities(Xc, resp, shift, covariance_type)
+
+    stats = _rows.sum_over_rows(chunk, X, w, chunk_size, center)
+    return _em.params_from_statistics(stats, shift, covariance_type, reg_covar)
+
+
+def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size=None, center=None) -> GMMParams:
+    """Starting parameters by the method ``init``, in coordinates centred at ``center``.
+
+    Traceable; ``n_components``, ``covariance_type``, ``init`` and
+    ``chunk_size`` are static.
+    """
+    if center is None:
+        center = jnp.zeros((X.shape[1],), X.dtype)
+    if init == "random":
+        return _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center)
+    if init == "random_from_data":
+        # Distinct rows with positive weight as means; every row joins its nearest one.
+        idx = jax.random.choice(key, X.shape[0], (n_components,), replace=False, p=w / jnp.sum(w))
+        centers = jax.lax.stop_gradient(X)[idx] - center[None]
+    elif init == "k-means++":
+        centers = kmeans_plusplus(key, X, w, n_components, chunk_size) - center[None]
+    elif init == "kmeans":
+        centers = kmeans_plusplus(key, X, w, n_components, chunk_size) - center[None]
+        tol = _kmeans_tolerance(X, w, 1e-4, center, chunk_size)
+        centers = _lloyd(X, w, centers, 100, tol, chunk_size, center)
+    else:
+        raise ValueError(f"init must be one of {_validation.INITS}, got {init!r}.")
+    return _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center)

@@ -1,0 +1,136 @@
+"""`GMMParams`: the immutable parameter pytree of a Gaussian mixture."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from gmm_jax import _covariance
+
+__all__ = ["GMMParams", "COVARIANCE_TYPES"]
+
+COVARIANCE_TYPES = _covariance.COVARIANCE_TYPES
+
+
+@dataclasses.dataclass(frozen=True)
+class GMMParams:
+    """Parameters of a Gaussian mixture, stored as scikit-learn stores them.
+
+    The covariance is kept as the Cholesky factor of the precision, so the
+    E-step needs no inverse and no determinant (see DESIGN.md). The constructor
+    does no validation: JAX calls it on every unflatten, under ``jit`` and
+    ``vmap``, where the leaves are tracers or placeholders. Build parameters
+    from covariances with :meth:`from_covariances`.
+
+    Attributes:
+      weights: ``(n_components,)`` mixing weights, non-negative, sum to one.
+      means: ``(n_components, n_features)`` component means.
+      precisions_cholesky: Cholesky factors of the precision matrices, in
+        scikit-learn's ``precisions_cholesky_`` shapes and meaning:
+        ``full`` ``(K, D, D)`` upper-triangular ``U`` with
+        ``precision = U @ U.T``; ``tied`` ``(D, D)``; ``diag`` ``(K, D)``;
+        ``spherical`` ``(K,)`` (one over the standard deviation).
+      covariance_type: ``"full" | "tied" | "diag" | "spherical"``. Static
+        metadata, not a leaf: it decides shapes and control flow.
+
+    Example:
+      >>> import jax.numpy as jnp, gmm_jax as gmm
+      >>> params = gmm.GMMParams.from_covariances(
+      ...     weights=jnp.array([0.4, 0.6]),
+      ...     means=jnp.array([[0.0, 0.0], [3.0, 3.0]]),
+      ...     covariances=jnp.array([1.0, 0.5]),
+      ...     covariance_type="spherical")
+      >>> params.n_components, params.n_features
+      (2, 2)
+      >>> params.covariances.round(3).tolist()
+      [1.0, 0.5]
+    """
+
+    weights: jax.Array  # (K,)
+    means: jax.Array  # (K, D)
+    precisions_cholesky: jax.Array  # shape depends on covariance_type
+    covariance_type: str = dataclasses.field(default="full", metadata=dict(static=True))
+
+    @classmethod
+    def from_covariances(cls, weights, means, covariances, covariance_type: str = "full") -> GMMParams:
+        """Builds parameters from covariances in scikit-learn's shapes.
+
+        Args:
+          weights: ``(K,)`` mixing weights.
+          means: ``(K, D)`` component means.
+          covariances: ``full`` ``(K, D, D)``, ``tied`` ``(D, D)``,
+            ``diag`` ``(K, D)`` or ``spherical`` ``(K,)``; symmetric positive
+            definite (positive variances).
+          covariance_type: one of ``"full"``, ``"tied"``, ``"diag"``,
+            ``"spherical"``.
+
+        Returns:
+          The ``GMMParams``, with the precision Cholesky factors computed once.
+
+        Raises:
+          ValueError: if the shapes disagree with each other or with the
+            covariance type, or (for concrete arrays) the weights are negative
+            or the covariances are not positive definite.
+        """
+        from gmm_jax import _validation
+
+        weights, means, covariances = _validation.check_parameter_arrays(
+            weights, means, covariances, covariance_type, what="covariances"
+        )
+        precisions_cholesky = _covariance.precisions_cholesky_from_covariances(covariances, covariance_type)
+        _validation.check_finite_factor(precisions_cholesky, "covariances")
+        return cls(weights, means, precisions_cholesky, covariance_type)
+
+    @classmethod
+    def from_precisions_cholesky(cls, weights, means, precisions_cholesky, covariance_type: str = "full") -> GMMParams:
+        """Builds parameters from precision Cholesky factors (``precisions_cholesky_``).
+
+        This is the form scikit-learn's fitted ``GaussianMixture`` exposes, so
+        ``GMMParams.from_precisions_cholesky(m.weights_, m.means_,
+        m.precisions_cholesky_, m.covariance_type)`` imports a sklearn model.
+        """
+        from gmm_jax import _validation
+
+        weights, means, precisions_cholesky = _validation.check_parameter_arrays(
+            weights, means, precisions_cholesky, covariance_type, what="precisions_cholesky"
+        )
+        return cls(weights, means, precisions_cholesky, covariance_type)
+
+    @property
+    def covariances(self) -> jax.Array:
+        """Covariances in scikit-learn's shapes (computed from the precision factor)."""
+        return _covariance.covariances_from_precisions_cholesky(self.precisions_cholesky, self.covariance_type)
+
+    @property
+    def precisions(self) -> jax.Array:
+        """Precision matrices (inverse covariances) in scikit-learn's shapes."""
+        return _covariance.precisions_from_precisions_cholesky(self.precisions_cholesky, self.covariance_type)
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[-2]
+
+    @property
+    def n_features(self) -> int:
+        return self.means.shape[-1]
+
+    @property
+    def dtype(self):
+        return self.means.dtype
+
+    def astype(self, dtype) -> GMMParams:
+        """Returns a copy with every leaf cast to ``dtype``."""
+        return jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), self)
+
+    def replace(self, **changes) -> GMMParams:
+        """Returns a copy with the given fields replaced (no validation)."""
+        return dataclasses.replace(self, **changes)
+
+
+jax.tree_util.register_dataclass(
+    GMMParams,
+    data_fields=["weights", "means", "precisions_cholesky"],
+    meta_fields=["covariance_type"],
+)

@@ -1,0 +1,216 @@
+"""Python-side checks of arrays and options, run before anything is traced.
+
+Every check names the argument, says what it received and what to do. Checks
+of *values* (finite, non-negative) only run on concrete arrays: under a user's
+``jit`` or ``vmap`` the values are tracers, and the compiled fit reports
+problems through ``FitResult.status`` instead.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmm_jax._covariance import COVARIANCE_TYPES
+
+INITS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+def is_concrete(x) -> bool:
+    """True when ``x`` holds values (not a tracer inside jit/vmap/grad)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _float_dtype(x):
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        return x.dtype
+    return jnp.zeros((), dtype=float).dtype  # float32, or float64 under jax_enable_x64
+
+
+def as_float_array(x, name: str):
+    """Converts ``x`` to a floating JAX array, keeping float32/float64 as given."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}.")
+    if not isinstance(x, jax.Array):
+        try:
+            x = np.asarray(x)
+        except Exception as err:  # ragged nested lists and the like
+            raise TypeError(f"{name} must be an array of numbers; could not convert it: {err}") from None
+        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+            raise TypeError(f"{name} must be an array of numbers, got an array of dtype {x.dtype}.")
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise TypeError(f"{name} must be real, got dtype {x.dtype}.")
+    return jnp.asarray(x, dtype=_float_dtype(x))
+
+
+def check_data(X, name: str = "X", min_samples: int = 1):
+    """Validates a data matrix ``(n_samples, n_features)``; returns a float array."""
+    X = as_float_array(X, name)
+    if X.ndim != 2:
+        hint = " Reshape a single feature with X.reshape(-1, 1)." if X.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}.{hint}")
+    if X.shape[0] < min_samples or X.shape[1] < 1:
+        raise ValueError(
+            f"{name} must have at least {min_samples} sample(s) and 1 feature, got shape {X.shape}."
+        )
+    if is_concrete(X) and not bool(jnp.all(jnp.isfinite(X))):
+        n_bad = int(jnp.sum(~jnp.isfinite(X)))
+        raise ValueError(
+            f"{name} contains {n_bad} NaN or infinite value(s); remove or impute them before fitting."
+        )
+    return X
+
+
+def check_sample_weight(sample_weight, n_samples: int, dtype):
+    """Validates ``sample_weight`` of shape ``(n_samples,)``; ``None`` means ones."""
+    if sample_weight is None:
+        return jnp.ones((n_samples,), dtype)
+    w = as_float_array(sample_weight, "sample_weight").astype(dtype)
+    if w.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight must have shape (n_samples,) = ({n_samples},), got {w.shape}."
+        )
+    if is_concrete(w):
+        if not bool(jnp.all(jnp.isfinite(w))) or bool(jnp.any(w < 0)):
+            raise ValueError("sample_weight must be finite and non-negative; got negative, NaN or inf entries.")
+        if not bool(jnp.any(w > 0)):
+            raise ValueError("sample_weight is zero everywhere; at least one sample needs positive weight.")
+    return w
+
+
+def check_covariance_type(covariance_type):
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}.")
+    return covariance_type
+
+
+def _check_int(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return int(value)
+
+
+def _check_nonneg_float(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}.")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}.")
+    return float(value)
+
+
+def check_fit_options(n_samples, n_components, covariance_type, init, n_init, max_iter, tol, reg_covar):
+    """Checks the static options of :func:`gmm_jax.fit`."""
+    n_components = _check_int(n_components, "n_components", 1)
+    if n_components > n_samples:
+        raise ValueError(
+            f"n_components={n_components} must be <= n_samples={n_samples}; "
+            "use fewer components or more data."
+        )
+    check_covariance_type(covariance_type)
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}.")
+    n_init = _check_int(n_init, "n_init", 1)
+    max_iter = _check_int(max_iter, "max_iter", 0)
+    tol = _check_nonneg_float(tol, "tol")
+    reg_covar = _check_nonneg_float(reg_covar, "reg_covar")
+    return n_components, n_init, max_iter, tol, reg_covar
+
+
+def expected_factor_shape(covariance_type, n_components, n_features):
+    return {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+    }[covariance_type]
+
+
+def check_parameter_arrays(weights, means, third, covariance_type, what):
+    """Checks the arrays given to a ``GMMParams`` constructor; returns them as arrays."""
+    check_covariance_type(covariance_type)
+    means = as_float_array(means, "means")
+    if means.ndim != 2:
+        raise ValueError(f"means must have shape (n_components, n_features), got {means.shape}.")
+    n_components, n_features = means.shape
+    weights = as_float_array(weights, "weights").astype(means.dtype)
+    if weights.shape != (n_components,):
+        raise ValueError(
+            f"weights must have shape (n_components,) = ({n_components},) to match means {means.shape}, "
+            f"got {weights.shape}."
+        )
+    third = as_float_array(third, what).astype(means.dtype)
+    expected = expected_factor_shape(covariance_type, n_components, n_features)
+    if third.shape != expected:
+        raise ValueError(
+            f"{what} for covariance_type={covariance_type!r} with {n_components} components and "
+            f"{n_features} features must have shape {expected}, got {third.shape}."
+        )
+    if is_concrete(weights):
+        if not bool(jnp.all(jnp.isfinite(weights))) or bool(jnp.any(weights < 0)):
+            raise ValueError("weights must be finite and non-negative.")
+        total = float(jnp.sum(weights))
+        if not np.isclose(total, 1.0, rtol=1e-4, atol=1e-4):
+            raise ValueError(f"weights must sum to 1, got a sum of {total:.6g}; divide by their sum.")
+    if is_concrete(means) and not bool(jnp.all(jnp.isfinite(means))):
+        raise ValueError("means contains NaN or inf.")
+    if is_concrete(third) and not bool(jnp.all(jnp.isfinite(third))):
+        raise ValueError(f"{what} contains NaN or inf.")
+    return weights, means, third
+
+
+def check_finite_factor(precisions_cholesky, what):
+    if is_concrete(precisions_cholesky) and not bool(jnp.all(jnp.isfinite(precisions_cholesky))):
+        raise ValueError(
+            f"{what} must be symmetric positive definite (positive variances); the Cholesky "
+            "factorisation failed. Add a small value to the diagonal (reg_covar) or check the input."
+        )
+
+
+def check_params(params, name: str = "params"):
+    from gmm_jax._params import GMMParams
+
+    if not isinstance(params, GMMParams):
+        raise TypeError(
+            f"{name} must be a GMMParams (build one with GMMParams.from_covariances), "
+            f"got {type(params).__name__}."
+        )
+    return params
+
+
+def check_params_and_data(params, X, name: str = "X"):
+    """Validates ``params`` and a data matrix whose features match them."""
+    check_params(params)
+    X = check_data(X, name)
+    if X.shape[1] != params.n_features:
+        raise ValueError(
+            f"{name} has {X.shape[1]} features but the mixture has {params.n_features}; "
+            "pass data with the same features the model was fitted on."
+        )
+    return X
+
+
+def check_init_params(init_params, n_components, n_features, covariance_type):
+    check_params(init_params, "init_params")
+    if init_params.covariance_type != covariance_type:
+        raise ValueError(
+            f"init_params has covariance_type={init_params.covariance_type!r} but the fit asks for "
+            f"covariance_type={covariance_type!r}; they must match."
+        )
+    expected = {
+        "weights": (n_components,),
+        "means": (n_components, n_features),
+        "precisions_cholesky": expected_factor_shape(covariance_type, n_components, n_features),
+    }
+    for field, shape in expected.items():
+        got = getattr(init_params, field).shape
+        if got != shape:
+            raise ValueError(
+                f"init_params.{field} must have shape {shape} for n_components={n_components}, "
+                f"n_features={n_features}, got {got}."
+            )
+    return init_params

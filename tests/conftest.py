@@ -1,0 +1,52 @@
+"""Shared fixtures: random mixtures and data, in scikit-learn's conventions."""
+
+import numpy as np
+import pytest
+
+import gmm_jax as gmm
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def random_covariances(rng, covariance_type, n_components, n_features):
+    """Well-conditioned random covariances in scikit-learn's shapes."""
+
+    def spd():
+        a = rng.normal(size=(n_features, n_features))
+        return a @ a.T / n_features + 0.5 * np.eye(n_features)
+
+    if covariance_type == "full":
+        return np.stack([spd() for _ in range(n_components)])
+    if covariance_type == "tied":
+        return spd()
+    if covariance_type == "diag":
+        return rng.uniform(0.3, 2.0, size=(n_components, n_features))
+    return rng.uniform(0.3, 2.0, size=n_components)
+
+
+def random_params(rng, covariance_type, n_components=3, n_features=2, spread=4.0):
+    weights = rng.dirichlet(np.full(n_components, 5.0))
+    means = rng.normal(scale=spread, size=(n_components, n_features))
+    covariances = random_covariances(rng, covariance_type, n_components, n_features)
+    return gmm.GMMParams.from_covariances(weights, means, covariances, covariance_type)
+
+
+def sample_numpy(rng, params, n):
+    """Samples drawn with numpy (independent of gmm.sample)."""
+    weights = np.asarray(params.weights)
+    covs = np.asarray(params.covariances)
+    k, d = params.n_components, params.n_features
+    if params.covariance_type == "tied":
+        covs = np.broadcast_to(covs, (k, d, d))
+    elif params.covariance_type == "diag":
+        covs = np.stack([np.diag(c) for c in covs])
+    elif params.covariance_type == "spherical":
+        covs = np.stack([c * np.eye(d) for c in covs])
+    labels = rng.choice(k, size=n, p=weights / weights.sum())
+    X = np.stack([rng.multivariate_normal(np.asarray(params.means)[j], covs[j]) for j in labels])
+    return X, labels
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
