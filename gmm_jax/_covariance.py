@@ -77,6 +77,42 @@ def _squared_moments(X, resp, shift):
     return jnp.maximum(s, 0.0)
 
 
+# ---------------------------------------------------------------------------
+# The fused EM pass.
+#
+# One EM iteration is one pass over row chunks that computes the log-densities
+# of a chunk and, from its responsibilities, the sums the M-step needs. Each
+# type implements four functions with the same names:
+#
+#   consts = pass_constants(means, factor)          once per iteration
+#   log_gauss, feats = chunk_log_prob(consts, X)    (K, B) and per-row features
+#   sums = chunk_sums(consts, feats, resp)          resp (K, B); sums over rows
+#   s1, s2 = moments_from_sums(consts, sums, nk, means)   around the means
+#
+# Arrays are component-major, (K, B): the rows of a chunk run along the fast
+# axis. The point is to reuse the E-step's work in the M-step, with every
+# heavy operation a large matrix product over all components:
+#
+# * full: the E-step computes the whitened residuals y_nk = (x_n - mu_k) U_k
+#   with one (K D, D + 1) x (D + 1, B) product; the M-step sums r_nk y_nk
+#   y_nk^T, a batched product, and maps back with U_k^-1. Moments of whitened residuals
+#   are O(1), so float32 keeps its digits however narrow or distant a
+#   component is (the raw-moment expansion E[x x^T] - mu mu^T would not).
+# * diag/spherical: log-densities and moments are linear in the features
+#   [x*x, x], so the pass is two products, phi @ A and resp^T @ phi (the
+#   expansion scikit-learn uses for these types, on centred data).
+
+
+def _covariance_cholesky(factor):
+    """``L = U^-T`` (lower), with ``L L^T`` the covariance: maps whitened moments back."""
+    eye = _eye_like(factor.shape[-1], factor.shape[:-2], factor.dtype)
+    return solve_triangular(jnp.swapaxes(factor, -1, -2), eye, lower=True)
+
+
+def _diag_expanded(X):
+    return jnp.concatenate([X * X, X], axis=1)
+
+
 class Full:
     """A full ``(D, D)`` covariance per component. Factor shape ``(K, D, D)``."""
 
@@ -118,6 +154,55 @@ class Full:
     def n_covariance_parameters(n_components, n_features):
         return n_components * n_features * (n_features + 1) // 2
 
+    # --- fused EM pass (see above): whitened residuals
+
+    @staticmethod
+    def pass_width(n_components, n_features):
+        return n_components * n_features  # the (K, D, B) residuals
+
+    @staticmethod
+    def pass_constants(means, factor):
+        n_components, n_features = means.shape
+        # Rows U_k^T with a last column -mu_k U_k: applied to [x, 1] they give
+        # (x - mu_k) U_k for every component in one product, bias included.
+        rows = jnp.concatenate(
+            [jnp.swapaxes(factor, -1, -2), -jnp.einsum("kd,kde->ke", means, factor)[:, :, None]], axis=2
+        )
+        return dict(
+            rows=rows.reshape(n_components * n_features, n_features + 1),  # (K D, D + 1)
+            log_det=Full.log_det_factor(factor, n_features),  # (K,)
+            cov_chol=_covariance_cholesky(factor),  # (K, D, D)
+        )
+
+    @staticmethod
+    def chunk_log_prob(consts, X):
+        n_rows, n_features = X.shape
+        n_components = consts["log_det"].shape[0]
+        x1 = jnp.concatenate([X, jnp.ones((n_rows, 1), X.dtype)], axis=1)
+        # Component-major (K, D, B): rows of the chunk along the fast axis, so
+        # the norms and the batched product below read memory in order.
+        y = jax.lax.dot_general(consts["rows"], x1, (((1,), (1,)), ((), ())))
+        y = y.reshape(n_components, n_features, n_rows)
+        maha = jnp.sum(y * y, axis=1)  # (K, B)
+        return -0.5 * (n_features * _LOG_2PI + maha) + consts["log_det"][:, None], y
+
+    @staticmethod
+    def chunk_sums(consts, y, resp):
+        del consts
+        ry = resp[:, None, :] * y  # (K, D, B)
+        return dict(
+            y=jnp.sum(ry, axis=2),  # (K, D): sum_n r_nk y_nk
+            yy=jax.lax.dot_general(ry, y, (((2,), (2,)), ((0,), (0,)))),  # (K, D, D)
+        )
+
+    @staticmethod
+    def moments_from_sums(consts, sums, nk, means):
+        del nk, means
+        L = consts["cov_chol"]  # x - mu_k = L_k y (column vectors)
+        s1 = jnp.einsum("kde,ke->kd", L, sums["y"])
+        s2 = L @ sums["yy"] @ jnp.swapaxes(L, -1, -2)
+        return s1, s2
+
 
 class Tied:
     """One full ``(D, D)`` covariance shared by all components. Factor ``(D, D)``."""
@@ -152,6 +237,29 @@ class Tied:
     def n_covariance_parameters(n_components, n_features):
         del n_components
         return n_features * (n_features + 1) // 2
+
+    # --- fused EM pass: the centred form (differences around each mean)
+
+    pass_width = staticmethod(Full.pass_width)
+
+    @staticmethod
+    def pass_constants(means, factor):
+        return dict(means=means, factor=factor, log_det=Tied.log_det_factor(factor, means.shape[-1]))
+
+    @staticmethod
+    def chunk_log_prob(consts, X):
+        maha = Tied.mahalanobis(X, consts["means"], consts["factor"])
+        return (-0.5 * (X.shape[-1] * _LOG_2PI + maha) + consts["log_det"]).T, X
+
+    @staticmethod
+    def chunk_sums(consts, X, resp):
+        means = consts["means"]
+        return dict(s1=_weighted_cross(X, resp.T, means), s2=_outer_moments(X, resp.T, means))
+
+    @staticmethod
+    def moments_from_sums(consts, sums, nk, means):
+        del consts, nk, means
+        return sums["s1"], sums["s2"]
 
 
 class Diag:
@@ -195,6 +303,41 @@ class Diag:
     def n_covariance_parameters(n_components, n_features):
         return n_components * n_features
 
+    # --- fused EM pass: linear in the features [x*x, x]
+
+    @staticmethod
+    def pass_width(n_components, n_features):
+        return 2 * n_features + n_components  # features (B, 2D) and log-densities (K, B)
+
+    @staticmethod
+    def pass_constants(means, factor):
+        prec = factor * factor  # (K, D)
+        n_features = means.shape[-1]
+        return dict(
+            A=jnp.concatenate([-0.5 * prec, prec * means], axis=1).T,  # (2D, K)
+            b=-0.5 * (n_features * _LOG_2PI + jnp.sum(prec * means * means, axis=1))
+            + Diag.log_det_factor(factor, n_features),
+        )
+
+    @staticmethod
+    def chunk_log_prob(consts, X):
+        phi = _diag_expanded(X)  # (B, 2D)
+        logits = jax.lax.dot_general(consts["A"], phi, (((0,), (1,)), ((), ())))  # (K, B)
+        return logits + consts["b"][:, None], phi
+
+    @staticmethod
+    def chunk_sums(consts, phi, resp):
+        del consts
+        return resp @ phi  # (K, 2D): [sum r x*x, sum r x]
+
+    @staticmethod
+    def moments_from_sums(consts, sums, nk, means):
+        del consts
+        n_features = means.shape[-1]
+        m2, m1 = sums[:, :n_features], sums[:, n_features:]
+        s2 = m2 - 2.0 * means * m1 + nk[:, None] * means * means
+        return m1 - nk[:, None] * means, jnp.maximum(s2, 0.0)
+
 
 class Spherical:
     """One variance per component, stored as ``(K,)``."""
@@ -225,6 +368,18 @@ class Spherical:
     def n_covariance_parameters(n_components, n_features):
         del n_features
         return n_components
+
+    # --- fused EM pass: Diag's, with one variance per component
+
+    pass_width = staticmethod(Diag.pass_width)
+
+    @staticmethod
+    def pass_constants(means, factor):
+        return Diag.pass_constants(means, jnp.broadcast_to(factor[:, None], means.shape))
+
+    chunk_log_prob = staticmethod(Diag.chunk_log_prob)
+    chunk_sums = staticmethod(Diag.chunk_sums)
+    moments_from_sums = staticmethod(Diag.moments_from_sums)
 
 
 _MODELS = {"full": Full, "tied": Tied, "diag": Diag, "spherical": Spherical}

@@ -143,7 +143,7 @@ def fit(
     if verbose not in (True, False):
         raise TypeError(f"verbose must be True or False, got {verbose!r}.")
     if chunk_size is None:
-        chunk_size = _rows.default_chunk_size(n_samples, n_components, n_features)
+        chunk_size = _rows.default_chunk_size(n_samples, n_components, n_features, covariance_type)
     else:
         chunk_size = _validation._check_int(chunk_size, "chunk_size", 1)
     result = _fit(
