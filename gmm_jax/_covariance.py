@@ -103,6 +103,19 @@ def _squared_moments(X, resp, shift):
 #   expansion scikit-learn uses for these types, on centred data).
 
 
+# Up to this many features the full pass multiplies element-wise instead of
+# calling a matrix product: products with an inner dimension of 2-4 waste
+# most of a GEMM kernel, and under vmap (thousands of small fits at once)
+# XLA turns them into thousands of tiny GEMM calls, where one fused
+# element-wise loop over every dataset is several times faster.
+_SMALL_D = 4
+
+
+def _small_product(a, b):
+    """``a @ b`` for a tiny inner dimension, as a sum of broadcast products (fuses into one loop)."""
+    return sum(a[:, i : i + 1] * b[i : i + 1, :] for i in range(a.shape[1]))
+
+
 def _covariance_cholesky(factor):
     """``L = U^-T`` (lower), with ``L L^T`` the covariance: maps whitened moments back."""
     eye = _eye_like(factor.shape[-1], factor.shape[:-2], factor.dtype)
@@ -181,25 +194,32 @@ class Full:
         x1 = jnp.concatenate([X, jnp.ones((n_rows, 1), X.dtype)], axis=1)
         # Component-major (K, D, B): rows of the chunk along the fast axis, so
         # the norms and the batched product below read memory in order.
-        y = jax.lax.dot_general(consts["rows"], x1, (((1,), (1,)), ((), ())))
+        if n_features <= _SMALL_D:
+            y = _small_product(consts["rows"], x1.T)  # (K D, B)
+        else:
+            y = jax.lax.dot_general(consts["rows"], x1, (((1,), (1,)), ((), ())))
         y = y.reshape(n_components, n_features, n_rows)
         maha = jnp.sum(y * y, axis=1)  # (K, B)
-        return -0.5 * (n_features * _LOG_2PI + maha) + consts["log_det"][:, None], y
+        return -0.5 * (n_features * _LOG_2PI + maha) + consts["log_det"][:, None], (X, y)
 
     @staticmethod
-    def chunk_sums(consts, y, resp):
+    def chunk_sums(consts, feats, resp):
         del consts
+        X, y = feats
         ry = resp[:, None, :] * y  # (K, D, B)
-        return dict(
-            y=jnp.sum(ry, axis=2),  # (K, D): sum_n r_nk y_nk
-            yy=jax.lax.dot_general(ry, y, (((2,), (2,)), ((0,), (0,)))),  # (K, D, D)
-        )
+        if y.shape[1] <= _SMALL_D:
+            yy = jnp.sum(ry[:, :, None, :] * y[:, None, :, :], axis=-1)
+        else:
+            yy = jax.lax.dot_general(ry, y, (((2,), (2,)), ((0,), (0,))))
+        # First moments from the data, not from y: a (K, B) x (B, D) product
+        # is cheaper than reducing the (K, D, B) residuals, and first moments
+        # do not suffer the cancellation that second moments would.
+        return dict(x=resp @ X, yy=yy)  # (K, D) sum_n r_nk x_n; (K, D, D) sum_n r_nk y_nk y_nk^T
 
     @staticmethod
     def moments_from_sums(consts, sums, nk, means):
-        del nk, means
         L = consts["cov_chol"]  # x - mu_k = L_k y (column vectors)
-        s1 = jnp.einsum("kde,ke->kd", L, sums["y"])
+        s1 = sums["x"] - nk[:, None] * means
         s2 = L @ sums["yy"] @ jnp.swapaxes(L, -1, -2)
         return s1, s2
 

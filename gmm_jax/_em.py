@@ -66,16 +66,6 @@ class FitResult(NamedTuple):
     status: jax.Array
 
 
-def _chunk_statistics(params: GMMParams, X, w, shift) -> SufficientStatistics:
-    """E-step and sufficient statistics of one chunk of rows."""
-    wlp = weighted_log_prob(params, X)  # (B, K)
-    log_norm = jax.nn.logsumexp(wlp, axis=1)  # (B,)
-    resp = jnp.exp(wlp - log_norm[:, None]) * w[:, None]  # weighted responsibilities
-    # Zero-weight rows (padding) must not turn a -inf density into NaN.
-    ll = jnp.sum(jnp.where(w > 0, w * log_norm, 0.0))
-    return statistics_from_responsibilities(X, resp, shift, params.covariance_type, ll, jnp.sum(w))
-
-
 def statistics_from_responsibilities(X, resp, shift, covariance_type, log_likelihood=None, weight_sum=None):
     """Sufficient statistics of a chunk given its (sample-weighted) responsibilities ``(B, K)``."""
     nk = resp.sum(axis=0)
