@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, required=True)
     parser.add_argument("--covariance-type", default="full")
     parser.add_argument("--max-iter", type=int, default=3)
+    parser.add_argument("--init", default="kmeans",
+                        help="gmm.fit's init, or 'params' to start EM from given parameters")
     args = parser.parse_args()
 
     import jax
@@ -60,8 +62,15 @@ def main() -> None:
     X = jax.block_until_ready(X)
     x_bytes = X.size * X.dtype.itemsize
 
-    fn = jax.jit(lambda key, X: gmm.fit(key, X, args.k, covariance_type=args.covariance_type,
-                                        max_iter=args.max_iter, tol=0.0))
+    options = dict(covariance_type=args.covariance_type, max_iter=args.max_iter, tol=0.0)
+    if args.init == "params":
+        start = gmm.GMMParams.from_covariances(
+            jnp.full(args.k, 1.0 / args.k), X[:: args.n // args.k][: args.k],
+            jnp.broadcast_to(jnp.eye(args.d), (args.k, args.d, args.d)), "full")
+        options["init_params"] = start
+    else:
+        options["init"] = args.init
+    fn = jax.jit(lambda key, X: gmm.fit(key, X, args.k, **options))
     key = jax.random.key(0)
     compiled = fn.lower(key, X).compile()
 
@@ -86,7 +95,7 @@ def main() -> None:
         peak = x_bytes + _status_kib("VmHWM") * 1024 - before
         method = "X + (peak RSS during fit - RSS before fit)"
     print(json.dumps({
-        "n": args.n, "d": args.d, "k": args.k, "covariance_type": args.covariance_type,
+        "n": args.n, "d": args.d, "k": args.k, "covariance_type": args.covariance_type, "init": args.init,
         "max_iter": args.max_iter, "n_iter": int(result.n_iter),
         "x_bytes": x_bytes, "peak_bytes": peak, "peak_over_x": peak / x_bytes,
         "extra_bytes": peak - x_bytes, "fit_seconds": seconds, "method": method,

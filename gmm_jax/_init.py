@@ -35,6 +35,17 @@ def _sample_index(key, p, shape=()):
     return jax.random.categorical(key, jnp.log(p), shape=shape)
 
 
+def _sample_proportional(key, p, n):
+    """``n`` indices drawn with probability proportional to non-negative ``p`` (N,).
+
+    Inverse-CDF sampling: O(N) memory, where ``categorical`` would draw an
+    ``(n, N)`` array of Gumbel noise. Rows with ``p == 0`` are never drawn.
+    """
+    cdf = jnp.cumsum(p)
+    u = jax.random.uniform(key, (n,), p.dtype) * cdf[-1]
+    return jnp.minimum(jnp.searchsorted(cdf, u, side="right"), p.shape[0] - 1)
+
+
 def _exact_squared_distances(X, points):
     """``|x_n - p_t|^2`` by explicit differences: ``(N, T)``; exact for nearby points."""
     return jnp.sum((X[:, None, :] - points[None, :, :]) ** 2, axis=2)
@@ -64,11 +75,17 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
         # If every weighted row already sits on a centre (fewer distinct points
         # than clusters), fall back to the weights alone: duplicates, not NaN.
         p = jnp.where(jnp.sum(potential) > 0, potential, w)
-        candidates = _sample_index(step_key, p, (n_trials,))
-        d = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, X[candidates]), X, chunk_size)
-        new_closest = jnp.minimum(closest[:, None], d)  # (N, trials)
-        best = jnp.argmin(w @ new_closest)
-        return (centers.at[c].set(X[candidates[best]]), new_closest[:, best]), None
+        points = X[_sample_proportional(step_key, p, n_trials)]  # (trials, D)
+
+        # The potential after adding each candidate, summed chunk by chunk:
+        # memory stays O(N), never (N, trials).
+        def potential_with(Xc, wc, offset):
+            near = jax.lax.dynamic_slice_in_dim(closest, offset, Xc.shape[0])
+            return wc @ jnp.minimum(near[:, None], _exact_squared_distances(Xc, points))
+
+        best = points[jnp.argmin(_rows.sum_over_rows(potential_with, X, w, chunk_size))]
+        d = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, best[None])[:, 0], X, chunk_size)
+        return (centers.at[c].set(best), jnp.minimum(closest, d)), None
 
     steps = (jnp.arange(1, n_clusters), jax.random.split(key, n_clusters - 1))
     (centers, _), _ = jax.lax.scan(add_center, (centers, closest), steps)
