@@ -21,11 +21,27 @@ from gmm_jax import metrics
 from gmm_jax._em import FitResult, SufficientStatistics, e_step, m_step
 from gmm_jax._fit import fit
 from gmm_jax._init import kmeans
+from gmm_jax._io import load, save
 from gmm_jax._likelihood import aic, bic, log_prob, n_parameters, predict, predict_proba, score
 from gmm_jax._params import COVARIANCE_TYPES, GMMParams
 from gmm_jax._sampling import sample
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # `gmm.plot` is imported on first use, so `import gmm_jax` stays free of
+    # matplotlib (slow to import, and unused by code that only fits).
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module("gmm_jax.plot")
+    raise AttributeError(f"module 'gmm_jax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), "plot"})  # tab completion offers gmm.plot
+
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -37,12 +53,15 @@ __all__ = [
     "e_step",
     "fit",
     "kmeans",
+    "load",
     "log_prob",
     "m_step",
     "metrics",
     "n_parameters",
+    "plot",
     "predict",
     "predict_proba",
     "sample",
+    "save",
     "score",
 ]

@@ -1,3 +1,5 @@
+"""``python -m gmm_jax``: the same command line as ``gmm-jax``."""
+
 import sys
 
 from gmm_jax.cli import main

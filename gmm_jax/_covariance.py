@@ -68,13 +68,33 @@ def _weighted_cross(X, resp, shift):
 def _squared_moments(X, resp, shift):
     """``sum_n resp_nk (x_n - shift_k)**2`` per feature: (K, D).
 
-    Expanded into matrix products (``r^T X^2 - 2 shift * r^T X + nk shift^2``)
-    so no ``(N, K, D)`` array is formed; the data are centred by the caller
-    and the result is clipped at zero, which bounds the cancellation.
+    From explicit differences, not the expansion ``r^T X^2 - 2 shift r^T X +
+    nk shift^2``: the expansion loses ``eps * |x|^2 / var`` to cancellation,
+    which in float32 wipes out the variance of a narrow component that sits
+    far from the data mean (clusters 1e4 standard deviations apart). XLA fuses
+    the broadcast into the reduction, so no ``(N, K, D)`` array is stored.
     """
-    nk = resp.sum(0)[:, None]
-    s = resp.T @ (X * X) - 2.0 * shift * (resp.T @ X) + nk * shift * shift
-    return jnp.maximum(s, 0.0)
+    diff = X[:, None, :] - shift[None, :, :]  # (N, K, D)
+    return jnp.sum(resp[:, :, None] * (diff * diff), axis=0)
+
+
+# A variance computed as ``E[(x - s)^2] - (E[x] - s)^2`` carries a rounding
+# error of a few ``eps * E[(x - s)^2]``. A result below this floor is rounding
+# noise (identical points, a constant feature, a component on one distinct
+# point): it is set to exactly zero, so ``reg_covar`` alone decides the
+# variance, and with ``reg_covar=0`` the factorisation fails loudly (status 1)
+# instead of returning a finite precision of 1e15 made of noise.
+_NOISE_EPS = 16
+
+
+def _noise_floor(raw_second_moment):
+    return _NOISE_EPS * jnp.finfo(raw_second_moment.dtype).eps * raw_second_moment
+
+
+def _drop_noise_variances(cov, raw):
+    """Zeroes the rows and columns of ``cov`` (..., D, D) whose variance is below the noise of ``raw``."""
+    zero = jnp.diagonal(cov, axis1=-2, axis2=-1) <= _noise_floor(jnp.diagonal(raw, axis1=-2, axis2=-1))
+    return jnp.where(zero[..., :, None] | zero[..., None, :], 0.0, cov)
 
 
 # ---------------------------------------------------------------------------
@@ -160,8 +180,19 @@ class Full:
 
     @staticmethod
     def covariances_from_moments(s2, nk, d, reg_covar):
-        cov = s2 / nk[:, None, None] - d[:, :, None] * d[:, None, :]
+        raw = s2 / nk[:, None, None]
+        cov = _drop_noise_variances(raw - d[:, :, None] * d[:, None, :], raw)
         return cov + reg_covar * jnp.eye(cov.shape[-1], dtype=cov.dtype)[None]
+
+    @staticmethod
+    def diagonal(a):
+        """Per-feature entries of a covariance-shaped or factor-shaped array: (K, D)."""
+        return jnp.diagonal(a, axis1=-2, axis2=-1)
+
+    @staticmethod
+    def mark_singular(factor, singular):
+        """Sets to ``inf`` (zero variance) the factors with a ``singular`` (K, D) pivot."""
+        return jnp.where(jnp.any(singular, axis=-1)[..., None, None], jnp.inf, factor)
 
     @staticmethod
     def n_covariance_parameters(n_components, n_features):
@@ -230,6 +261,8 @@ class Tied:
     factor_from_covariances = staticmethod(_factor_from_matrix)
     covariances_from_factor = staticmethod(_matrix_from_factor)
     precisions_from_factor = staticmethod(Full.precisions_from_factor)
+    diagonal = staticmethod(Full.diagonal)
+    mark_singular = staticmethod(Full.mark_singular)
 
     @staticmethod
     def log_det_factor(factor, n_features):
@@ -249,8 +282,9 @@ class Tied:
 
     @staticmethod
     def covariances_from_moments(s2, nk, d, reg_covar):
+        total = jnp.sum(nk)
         scatter = jnp.sum(s2 - nk[:, None, None] * d[:, :, None] * d[:, None, :], axis=0)
-        cov = scatter / jnp.sum(nk)
+        cov = _drop_noise_variances(scatter / total, jnp.sum(s2, axis=0) / total)
         return cov + reg_covar * jnp.eye(cov.shape[-1], dtype=cov.dtype)
 
     @staticmethod
@@ -304,11 +338,12 @@ class Diag:
 
     @staticmethod
     def mahalanobis(X, means, factor):
-        # Expanded into matrix products, as scikit-learn does: an (N, K, D)
-        # difference array costs far more memory traffic than the three GEMMs.
-        prec = factor * factor  # (K, D)
-        maha = (X * X) @ prec.T - 2.0 * X @ (means * prec).T + jnp.sum(means * means * prec, axis=1)[None]
-        return jnp.maximum(maha, 0.0)
+        # Explicit differences, not scikit-learn's expansion into matrix
+        # products: the expansion cancels catastrophically in float32 when a
+        # narrow component sits far from the data mean. XLA fuses the
+        # broadcast into the reduction (no (N, K, D) array is stored).
+        y = (X[:, None, :] - means[None, :, :]) * factor[None, :, :]
+        return jnp.sum(y * y, axis=-1)
 
     @staticmethod
     def second_moment(X, resp, shift):
@@ -316,8 +351,17 @@ class Diag:
 
     @staticmethod
     def covariances_from_moments(s2, nk, d, reg_covar):
-        var = s2 / nk[:, None] - d * d
-        return jnp.maximum(var, 0.0) + reg_covar
+        raw = s2 / nk[:, None]
+        var = raw - d * d
+        return jnp.where(var <= _noise_floor(raw), 0.0, var) + reg_covar
+
+    @staticmethod
+    def diagonal(a):
+        return a
+
+    @staticmethod
+    def mark_singular(factor, singular):
+        return jnp.where(singular, jnp.inf, factor)
 
     @staticmethod
     def n_covariance_parameters(n_components, n_features):
@@ -365,6 +409,8 @@ class Spherical:
     factor_from_covariances = staticmethod(Diag.factor_from_covariances)
     covariances_from_factor = staticmethod(Diag.covariances_from_factor)
     precisions_from_factor = staticmethod(Diag.precisions_from_factor)
+    diagonal = staticmethod(Diag.diagonal)
+    mark_singular = staticmethod(Diag.mark_singular)
 
     @staticmethod
     def log_det_factor(factor, n_features):
@@ -372,9 +418,9 @@ class Spherical:
 
     @staticmethod
     def mahalanobis(X, means, factor):
-        prec = (factor * factor)[None]  # (1, K)
-        sq = jnp.sum(X * X, axis=1, keepdims=True) - 2.0 * X @ means.T + jnp.sum(means * means, axis=1)[None]
-        return jnp.maximum(sq, 0.0) * prec
+        # Explicit differences for float32 accuracy, as in Diag.mahalanobis.
+        diff = X[:, None, :] - means[None, :, :]
+        return jnp.sum(diff * diff, axis=-1) * (factor * factor)[None, :]
 
     @staticmethod
     def second_moment(X, resp, shift):

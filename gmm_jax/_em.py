@@ -16,14 +16,16 @@ import jax
 import jax.numpy as jnp
 
 from gmm_jax import _covariance, _rows, _validation
-from gmm_jax._likelihood import weighted_log_prob
+from gmm_jax._likelihood import centred_weighted_log_prob, weighted_log_prob
 from gmm_jax._params import GMMParams
 
 __all__ = ["FitResult", "SufficientStatistics", "e_step", "m_step", "STATUS_OK", "STATUS_NON_FINITE"]
 
 STATUS_OK = 0
-# An M-step produced non-finite parameters (typically a singular covariance
-# with reg_covar=0): the fit stopped and kept the last finite parameters.
+# An M-step produced non-finite parameters: a covariance that is singular (or
+# singular up to rounding noise, see ``_covariance``) with reg_covar=0, a
+# failed Cholesky, or NaN/inf from anywhere. The fit stopped and kept the last
+# finite parameters.
 STATUS_NON_FINITE = 1
 
 
@@ -55,7 +57,14 @@ class FitResult(NamedTuple):
       lower_bound: ``()`` the final mean log-likelihood (``log_likelihood[n_iter - 1]``).
       status: ``()`` int, ``0`` when every step was finite; ``1`` when an M-step
         produced non-finite parameters (e.g. a singular covariance with
-        ``reg_covar=0``) and the fit stopped with the last finite parameters.
+        ``reg_covar=0``, or a failed Cholesky) and the fit stopped with the
+        last finite parameters, or when the starting parameters were already
+        non-finite (then ``n_iter == 0`` and the parameters are the start).
+      n_empty: ``()`` int, the number of components that received no
+        responsibility in the last M-step applied (mass below the rounding
+        noise of the sums). They keep their previous mean and covariance with
+        a weight of almost zero (``tied``: their previous mean), so the
+        parameters stay finite and the component can still recapture data.
     """
 
     params: GMMParams
@@ -64,6 +73,7 @@ class FitResult(NamedTuple):
     converged: jax.Array
     lower_bound: jax.Array
     status: jax.Array
+    n_empty: jax.Array
 
 
 def statistics_from_responsibilities(X, resp, shift, covariance_type, log_likelihood=None, weight_sum=None):
@@ -119,21 +129,36 @@ def params_from_statistics(stats: SufficientStatistics, shift, covariance_type, 
     so the parameters stay finite and the component can still recapture data.
     """
     model = _covariance.covariance_model(covariance_type)
-    dtype = stats.s1.dtype
-    eps = jnp.finfo(dtype).eps
+    eps = jnp.finfo(stats.s1.dtype).eps
     # scikit-learn adds 10 eps to nk so that empty components divide safely.
     nk = stats.nk + 10 * eps
     d = stats.s1 / nk[:, None]
     means = shift + d
     covariances = model.covariances_from_moments(stats.s2, nk, d, reg_covar)
     factor = model.factor_from_covariances(covariances)
+    # Unless reg_covar is above one rounding unit of the second moments (then
+    # it bounds every variance from below by construction), each conditional
+    # variance (Cholesky pivot) must stand above the rounding noise of the
+    # moments it was computed from. A covariance that is positive definite
+    # only by rounding (collinear points with reg_covar=0) would give a finite
+    # precision made of noise; it is marked as zero variance (an infinite
+    # factor), which the EM loop reports as status 1.
+    pivots = 1.0 / jnp.square(model.diagonal(factor))
+    raw = model.diagonal(model.covariances_from_moments(stats.s2, nk, jnp.zeros_like(d), 0.0))
+    singular = (pivots <= shift.shape[-1] * eps * raw) & (reg_covar <= eps * raw)
+    factor = model.mark_singular(factor, singular)
     weights = nk / jnp.sum(nk)
     if previous is not None and covariance_type != "tied":
-        empty = stats.nk <= 16 * eps * jnp.sum(stats.nk)
+        empty = empty_components(stats.nk)
         means = jnp.where(empty[:, None], previous.means, means)
         keep = empty.reshape(empty.shape + (1,) * (factor.ndim - 1))
         factor = jnp.where(keep, previous.precisions_cholesky, factor)
     return GMMParams(weights, means, factor, covariance_type)
+
+
+def empty_components(nk) -> jax.Array:
+    """``(K,)`` bool: components whose mass ``nk`` is below the rounding noise of the sums."""
+    return nk <= 16 * jnp.finfo(nk.dtype).eps * jnp.sum(nk)
 
 
 def all_finite(tree) -> jax.Array:
@@ -142,13 +167,15 @@ def all_finite(tree) -> jax.Array:
 
 
 def em_iteration(params: GMMParams, X, w, reg_covar, chunk_size=None, center=None):
-    """One EM iteration. Returns ``(mean log-likelihood of params, new params)``.
+    """One EM iteration. Returns ``(mean log-likelihood of params, new params, n_empty)``.
 
-    ``params`` live in coordinates centred at ``center`` (``None``: raw coordinates).
+    ``params`` live in coordinates centred at ``center`` (``None``: raw
+    coordinates); ``n_empty`` counts the components that received no mass.
     """
     stats = accumulate_statistics(params, X, w, chunk_size, center)
     new = params_from_statistics(stats, params.means, params.covariance_type, reg_covar, previous=params)
-    return stats.log_likelihood / stats.weight_sum, new
+    n_empty = jnp.sum(empty_components(stats.nk)).astype(jnp.int32)
+    return stats.log_likelihood / stats.weight_sum, new, n_empty
 
 
 def _print_progress(iteration, log_likelihood, change):
@@ -173,11 +200,12 @@ def run_em(params: GMMParams, X, w, *, max_iter, tol, reg_covar, chunk_size=None
         jnp.asarray(False),  # converged
         jnp.zeros((), int32),  # n_iter
         jnp.where(start_ok, STATUS_OK, STATUS_NON_FINITE).astype(int32),
+        jnp.zeros((), int32),  # n_empty
     )
 
     def iterate(carry, i):
-        params, prev_ll, _, _, n_iter, status = carry
-        ll, new = em_iteration(params, X, w, reg_covar, chunk_size, center)
+        params, prev_ll, _, _, n_iter, status, n_empty = carry
+        ll, new, new_empty = em_iteration(params, X, w, reg_covar, chunk_size, center)
         ok = all_finite(new) & jnp.isfinite(ll)
         change = ll - prev_ll
         converged = ok & (jnp.abs(change) < tol)
@@ -191,6 +219,7 @@ def run_em(params: GMMParams, X, w, *, max_iter, tol, reg_covar, chunk_size=None
             converged,
             jnp.where(ok, i + 1, n_iter).astype(int32),
             jnp.where(ok, status, STATUS_NON_FINITE).astype(int32),
+            jnp.where(ok, new_empty, n_empty),
         )
 
     def step(carry, i):
@@ -198,11 +227,11 @@ def run_em(params: GMMParams, X, w, *, max_iter, tol, reg_covar, chunk_size=None
         return carry, carry[1]
 
     carry, trace = jax.lax.scan(step, init, jnp.arange(max_iter, dtype=int32))
-    params, lower_bound, _, converged, n_iter, status = carry
+    params, lower_bound, _, converged, n_iter, status, n_empty = carry
     if max_iter == 0:
         stats = accumulate_statistics(params, X, w, chunk_size, center)
         lower_bound = stats.log_likelihood / stats.weight_sum
-    return FitResult(params, trace, n_iter, converged, lower_bound, status)
+    return FitResult(params, trace, n_iter, converged, lower_bound, status, n_empty)
 
 
 # ---------------------------------------------------------------------------
@@ -211,7 +240,7 @@ def run_em(params: GMMParams, X, w, *, max_iter, tol, reg_covar, chunk_size=None
 
 @jax.jit
 def _e_step(params, X, w):
-    wlp = weighted_log_prob(params, X)
+    wlp = centred_weighted_log_prob(params, X)
     log_norm = jax.nn.logsumexp(wlp, axis=1)
     mean_ll = jnp.sum(w * log_norm) / jnp.sum(w)
     return mean_ll, wlp - log_norm[:, None]

@@ -130,8 +130,9 @@ def fit(
 
     Returns:
       A ``FitResult``: ``params``, ``log_likelihood`` ``(max_iter,)``,
-      ``n_iter``, ``converged``, ``lower_bound`` and ``status`` (``0`` when
-      every step stayed finite).
+      ``n_iter``, ``converged``, ``lower_bound``, ``status`` (``0`` when
+      every step stayed finite, ``1`` when a covariance became singular or
+      non-finite) and ``n_empty`` (components left without data).
 
     Raises:
       ValueError, TypeError: bad arrays or options, before anything is traced.

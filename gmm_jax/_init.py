@@ -31,8 +31,24 @@ def _nearest(X, centers):
 
 
 def _sample_index(key, p, shape=()):
-    """Index sampled proportionally to non-negative ``p``; uniform over p > 0 if all tiny."""
-    return jax.random.categorical(key, jnp.log(p), shape=shape)
+    """Indices sampled (with replacement) proportionally to non-negative ``p``.
+
+    Inverse-CDF sampling: appending zero-probability rows (the zero-weight
+    padding of ragged datasets) does not change which rows are drawn, so a
+    padded dataset is initialised exactly like the unpadded one.
+    """
+    return jax.random.choice(key, p.shape[0], shape, p=p / jnp.sum(p))
+
+
+def _sample_distinct(key, w, n):
+    """``n`` distinct row indices, drawn one by one proportionally to ``w``."""
+
+    def draw(w, step_key):
+        i = _sample_index(step_key, w)
+        return w.at[i].set(0.0), i
+
+    _, idx = jax.lax.scan(draw, w, jax.random.split(key, n))
+    return idx
 
 
 def _sample_proportional(key, p, n):
@@ -210,7 +226,7 @@ def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_
         return _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center)
     if init == "random_from_data":
         # Distinct rows with positive weight as means; every row joins its nearest one.
-        idx = jax.random.choice(key, X.shape[0], (n_components,), replace=False, p=w / jnp.sum(w))
+        idx = _sample_distinct(key, w, n_components)
         centers = jax.lax.stop_gradient(X)[idx] - center[None]
     elif init == "k-means++":
         centers = kmeans_plusplus(key, X, w, n_components, chunk_size) - center[None]

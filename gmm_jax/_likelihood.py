@@ -23,14 +23,25 @@ def weighted_log_prob(params: GMMParams, X: jax.Array) -> jax.Array:
     return log_gauss + jnp.log(params.weights)[None, :]
 
 
+def centred_weighted_log_prob(params: GMMParams, X: jax.Array) -> jax.Array:
+    """``weighted_log_prob`` evaluated in coordinates centred at the mixture's mean.
+
+    Densities only depend on ``x - mu_k``; shifting data and means by the same
+    point changes nothing mathematically but keeps float32 digits on data far
+    from the origin (``X + 1e4``), where ``X @ U - mu @ U`` would cancel.
+    """
+    center = jax.lax.stop_gradient(params.weights @ params.means)  # (D,)
+    return weighted_log_prob(params.replace(means=params.means - center[None, :]), X - center[None, :])
+
+
 @jax.jit
 def _log_prob(params, X):
-    return jax.nn.logsumexp(weighted_log_prob(params, X), axis=1)
+    return jax.nn.logsumexp(centred_weighted_log_prob(params, X), axis=1)
 
 
 @jax.jit
 def _log_resp(params, X):
-    wlp = weighted_log_prob(params, X)
+    wlp = centred_weighted_log_prob(params, X)
     return wlp - jax.nn.logsumexp(wlp, axis=1, keepdims=True)
 
 

@@ -60,8 +60,8 @@ def sample(key, params: GMMParams, n_samples: int):
       >>> p = gmm.GMMParams.from_covariances(jnp.array([0.25, 0.75]),
       ...     jnp.array([[0.0], [10.0]]), jnp.array([1.0, 1.0]), "spherical")
       >>> X, labels = gmm.sample(jax.random.key(0), p, 4000)
-      >>> X.shape, round(float(labels.mean()), 1)
-      ((4000, 1), 0.8)
+      >>> X.shape, bool(0.72 < labels.mean() < 0.78)  # about 3/4 from component 1
+      ((4000, 1), True)
     """
     _validation.check_params(params)
     n_samples = _validation._check_int(n_samples, "n_samples", 1)

@@ -25,9 +25,11 @@ def is_concrete(x) -> bool:
 
 
 def _float_dtype(x):
+    # canonicalize: numpy float64 becomes float32 unless jax_enable_x64 is on,
+    # without JAX's "requested dtype not available" warning.
     if jnp.issubdtype(x.dtype, jnp.floating):
-        return x.dtype
-    return jnp.zeros((), dtype=float).dtype  # float32, or float64 under jax_enable_x64
+        return jax.dtypes.canonicalize_dtype(x.dtype)
+    return jax.dtypes.canonicalize_dtype(float)  # float32, or float64 under jax_enable_x64
 
 
 def as_float_array(x, name: str):

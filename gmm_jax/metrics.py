@@ -42,7 +42,7 @@ def clustering_accuracy(true_labels, pred_labels):
       >>> from gmm_jax.metrics import clustering_accuracy
       >>> acc, mapping = clustering_accuracy([0, 0, 1, 1, 2], [2, 2, 0, 0, 0])
       >>> acc, mapping.tolist()
-      (0.8, [1, -1, 0])
+      (0.8, [1, 2, 0])
     """
     true_labels = _as_labels(true_labels, "true_labels")
     pred_labels = _as_labels(pred_labels, "pred_labels")

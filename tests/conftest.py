@@ -31,17 +31,24 @@ def random_params(rng, covariance_type, n_components=3, n_features=2, spread=4.0
     return gmm.GMMParams.from_covariances(weights, means, covariances, covariance_type)
 
 
-def sample_numpy(rng, params, n):
-    """Samples drawn with numpy (independent of gmm.sample)."""
-    weights = np.asarray(params.weights)
+def full_covariances(params):
+    """``(K, D, D)`` covariance matrices of any covariance type, in numpy."""
     covs = np.asarray(params.covariances)
     k, d = params.n_components, params.n_features
     if params.covariance_type == "tied":
-        covs = np.broadcast_to(covs, (k, d, d))
-    elif params.covariance_type == "diag":
-        covs = np.stack([np.diag(c) for c in covs])
-    elif params.covariance_type == "spherical":
-        covs = np.stack([c * np.eye(d) for c in covs])
+        return np.broadcast_to(covs, (k, d, d))
+    if params.covariance_type == "diag":
+        return np.stack([np.diag(c) for c in covs])
+    if params.covariance_type == "spherical":
+        return np.stack([c * np.eye(d) for c in covs])
+    return covs
+
+
+def sample_numpy(rng, params, n):
+    """Samples drawn with numpy (independent of gmm.sample)."""
+    weights = np.asarray(params.weights)
+    covs = full_covariances(params)
+    k = params.n_components
     labels = rng.choice(k, size=n, p=weights / weights.sum())
     X = np.stack([rng.multivariate_normal(np.asarray(params.means)[j], covs[j]) for j in labels])
     return X, labels

@@ -4,20 +4,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-from conftest import COVARIANCE_TYPES, random_params, sample_numpy
+from conftest import COVARIANCE_TYPES, full_covariances, random_params, sample_numpy
 
 import gmm_jax as gmm
 
 
 def scipy_mixture_log_density(params, X):
-    covs = np.asarray(params.covariances)
-    k, d = params.n_components, params.n_features
-    if params.covariance_type == "tied":
-        covs = np.broadcast_to(covs, (k, d, d))
-    elif params.covariance_type == "diag":
-        covs = np.stack([np.diag(c) for c in covs])
-    elif params.covariance_type == "spherical":
-        covs = np.stack([c * np.eye(d) for c in covs])
+    covs = full_covariances(params)
+    k = params.n_components
     comps = np.stack(
         [scipy.stats.multivariate_normal(np.asarray(params.means)[j], covs[j]).logpdf(X) for j in range(k)], axis=1
     )
