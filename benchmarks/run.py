@@ -355,7 +355,12 @@ def _markdown(report: dict) -> str:
                     lines.append(f"| {lib} | {r.get('skipped') or r.get('error')} | | | | |")
                     continue
                 t = r.get("per_iter_s", r.get("fit_s"))
-                unit = " / iter" if "per_iter_s" in r else " / fit"
+                if "per_iter_s" in r:
+                    unit = " / iter"
+                elif "datasets" in res.get("size", {}):
+                    unit = f" / {res['size']['datasets']} fits"
+                else:
+                    unit = " / fit"
                 n_iter = r.get("n_iter", r.get("mean_n_iter", r.get("M")))
                 ll = r.get("final_mean_log_likelihood", r.get("mean_log_likelihood_after_1_iter"))
                 speedup = res.get("speedup", {}).get(lib)
@@ -387,7 +392,7 @@ def _readme_section(report: dict) -> str:
 
     def sp(letter, lib="sklearn"):
         v = c.get(letter, {}).get("speedup", {}).get(lib)
-        return "–" if v is None else f"**{v:.0f}×**" if v >= 10 else f"**{v:.1f}×**"
+        return "–" if v is None else f"**{v:.1f}×**"
 
     def t(letter, lib):
         r = c.get(letter, {}).get("libs", {}).get(lib, {})
@@ -422,9 +427,12 @@ def _readme_section(report: dict) -> str:
     if "mem" in c and "peak_over_x" in c["mem"]:
         extra.append(f"a full fit with N=10⁷, D=16, K=64 peaks at {c['mem']['peak_over_x']:.2f}× the size of X")
     if extra:
-        lines += ["", "; ".join(extra).capitalize() + "."]
-    lines += ["", "Reproduce with `pip install -e .[bench]` then `python -m benchmarks.run` "
-              "(full tables: `benchmarks/results/`, method: `benchmarks/README.md`)."]
+        text = "; ".join(extra)
+        lines += ["", text[0].upper() + text[1:] + "."]
+    lines += ["", f"Measured {report['date']} at gmm_jax commit {m['gmm_jax_commit']}. "
+              "Reproduce with `pip install -e .[bench]` then `python -m benchmarks.run` "
+              "(full tables with every raw time and the issue's targets: `benchmarks/results/`; "
+              "method: `benchmarks/README.md`)."]
     return "\n".join(lines) + "\n"
 
 
@@ -435,7 +443,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=None, help="best-of repeats (default 3, quick 2)")
     parser.add_argument("--out", type=Path, default=None,
                         help="results folder (default benchmarks/results, quick: benchmarks/results/quick)")
+    parser.add_argument("--render", type=Path, default=None,
+                        help="only rewrite the Markdown of a saved JSON report, running nothing")
     args = parser.parse_args(argv)
+    if args.render:
+        render(args.render)
+        return json.loads(args.render.read_text())
 
     letters = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in letters if c not in CASES]
@@ -466,6 +479,14 @@ def main(argv: list[str] | None = None) -> dict:
         (out / "README_performance_section.md").write_text(_readme_section(report))
     print(f"wrote {out / (tag + '.md')}", flush=True)
     return report
+
+
+def render(json_file: Path) -> None:
+    """Rewrite the Markdown reports of a saved run (``python -m benchmarks.run --render FILE``)."""
+    report = json.loads(json_file.read_text())
+    json_file.with_suffix(".md").write_text(_markdown(report))
+    if not report["quick"] and set("abcdef") <= set(report["cases"]):
+        (json_file.parent / "README_performance_section.md").write_text(_readme_section(report))
 
 
 if __name__ == "__main__":
