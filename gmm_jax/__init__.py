@@ -17,14 +17,16 @@ Example:
   True
 """
 
-from gmm_jax import metrics
+from gmm_jax import distributed, metrics
 from gmm_jax._em import FitResult, SufficientStatistics, e_step, m_step
 from gmm_jax._fit import fit
 from gmm_jax._init import kmeans
 from gmm_jax._io import load, save
 from gmm_jax._likelihood import aic, bic, log_prob, n_parameters, predict, predict_proba, score
+from gmm_jax._online import fit_online
 from gmm_jax._params import COVARIANCE_TYPES, GMMParams
 from gmm_jax._sampling import sample
+from gmm_jax._stream import fit_stream
 
 __version__ = "0.1.0"
 
@@ -50,8 +52,11 @@ __all__ = [
     "SufficientStatistics",
     "aic",
     "bic",
+    "distributed",
     "e_step",
     "fit",
+    "fit_online",
+    "fit_stream",
     "kmeans",
     "load",
     "log_prob",

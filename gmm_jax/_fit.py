@@ -7,7 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _em, _init, _rows, _validation
+from gmm_jax import _em, _init, _rows, _sharding, _validation
 from gmm_jax._em import FitResult
 from gmm_jax._params import GMMParams
 
@@ -126,7 +126,14 @@ def fit(
       verbose: print each iteration's log-likelihood from inside the compiled
         loop (free when off: it is a static option).
       chunk_size: rows per chunk in each pass (static); default chooses a size
-        that bounds memory for large data.
+        that bounds memory for large data. For ``X`` sharded along the rows,
+        rows per chunk within each device's shard.
+
+    Sharded data: ``X`` (and ``sample_weight``) may be a ``jax.Array`` split
+    along the sample axis over a ``Mesh`` (see :mod:`gmm_jax.distributed`).
+    Each device then works on its own rows, the parameters are replicated,
+    and XLA reduces the sufficient statistics across devices; no device
+    gathers ``X``.
 
     Returns:
       A ``FitResult``: ``params``, ``log_likelihood`` ``(max_iter,)``,
@@ -155,16 +162,21 @@ def fit(
     n_components, n_init, max_iter, tol, reg_covar = _validation.check_fit_options(
         n_samples, n_components, covariance_type, init, n_init, max_iter, tol, reg_covar
     )
-    w = _validation.check_sample_weight(sample_weight, n_samples, X.dtype)
+    # Row-sharded X (one block of rows per device): weights are split the same
+    # way and chunking stays within each device's block, so no device gathers X.
+    n_blocks = _sharding.row_blocks(X)
+    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype)
     if init_params is not None:
         _validation.check_init_params(init_params, n_components, n_features, covariance_type)
         init_params = init_params.astype(X.dtype)
     if verbose not in (True, False):
         raise TypeError(f"verbose must be True or False, got {verbose!r}.")
     if chunk_size is None:
-        chunk_size = _rows.default_chunk_size(n_samples, n_components, n_features, covariance_type)
+        chunk_size = _rows.default_chunk_size(n_samples // n_blocks, n_components, n_features, covariance_type)
     else:
         chunk_size = _validation._check_int(chunk_size, "chunk_size", 1)
+    if n_blocks > 1:
+        chunk_size = _rows.RowBlocks(n_blocks, chunk_size)
     result = _fit(
         key, X, w, init_params, jnp.asarray(tol, X.dtype), jnp.asarray(reg_covar, X.dtype),
         n_components=n_components, covariance_type=covariance_type, init=init, n_init=n_init,

@@ -30,36 +30,35 @@ def _nearest(X, centers):
     return jnp.argmin(_squared_distances(X, centers), axis=1)
 
 
-def _sample_index(key, p, shape=()):
+def _sample_index(key, p, shape=(), chunk_size=None):
     """Indices sampled (with replacement) proportionally to non-negative ``p``.
 
     Inverse-CDF sampling: appending zero-probability rows (the zero-weight
     padding of ragged datasets) does not change which rows are drawn, so a
     padded dataset is initialised exactly like the unpadded one.
     """
-    return jax.random.choice(key, p.shape[0], shape, p=p / jnp.sum(p))
+    if not isinstance(chunk_size, _rows.RowBlocks):
+        return jax.random.choice(key, p.shape[0], shape, p=p / jnp.sum(p))
+    # Row-sharded p: the same inverse-CDF draw as jax.random.choice, with the
+    # CDF built per device and the search written as a count, so neither
+    # gathers p (XLA would for a cumsum or a binary search over sharded rows).
+    cdf, total = _rows.cumsum_rows(p / jnp.sum(p), chunk_size)
+    r = total * (1 - jax.random.uniform(key, shape, dtype=cdf.dtype))
+    return jnp.sum(cdf.reshape((1,) * r.ndim + cdf.shape) < r[..., None], axis=-1, dtype=jnp.int32)
 
 
-def _sample_distinct(key, w, n):
+def _sample_distinct(key, w, n, chunk_size=None):
     """``n`` distinct row indices, drawn one by one proportionally to ``w``."""
 
+    rows = jnp.arange(w.shape[0])
+
     def draw(w, step_key):
-        i = _sample_index(step_key, w)
-        return w.at[i].set(0.0), i
+        i = _sample_index(step_key, w, chunk_size=chunk_size)
+        # A mask, not w.at[i].set(0): a scatter into row-sharded w makes XLA gather it.
+        return jnp.where(rows == i, jnp.zeros_like(w), w), i
 
     _, idx = jax.lax.scan(draw, w, jax.random.split(key, n))
     return idx
-
-
-def _sample_proportional(key, p, n):
-    """``n`` indices drawn with probability proportional to non-negative ``p`` (N,).
-
-    Inverse-CDF sampling: O(N) memory, where ``categorical`` would draw an
-    ``(n, N)`` array of Gumbel noise. Rows with ``p == 0`` are never drawn.
-    """
-    cdf = jnp.cumsum(p)
-    u = jax.random.uniform(key, (n,), p.dtype) * cdf[-1]
-    return jnp.minimum(jnp.searchsorted(cdf, u, side="right"), p.shape[0] - 1)
 
 
 def _exact_squared_distances(X, points):
@@ -80,9 +79,11 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
     X = jax.lax.stop_gradient(X)
     n_trials = 2 + int(math.log(n_clusters))
     key, first_key = jax.random.split(key)
-    first = _sample_index(first_key, w)
-    closest = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, X[first][None])[:, 0], X, chunk_size)
-    centers = jnp.zeros((n_clusters, X.shape[1]), X.dtype).at[0].set(X[first])
+    first = _sample_index(first_key, w, chunk_size=chunk_size)
+    # take_rows, not X[i]: indexing a row-sharded X would gather it onto every device.
+    first_row = _rows.take_rows(X, first, chunk_size)
+    closest = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, first_row[None])[:, 0], X, chunk_size)
+    centers = jnp.zeros((n_clusters, X.shape[1]), X.dtype).at[0].set(first_row)
 
     def add_center(carry, inputs):
         centers, closest = carry
@@ -91,17 +92,18 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
         # If every weighted row already sits on a centre (fewer distinct points
         # than clusters), fall back to the weights alone: duplicates, not NaN.
         p = jnp.where(jnp.sum(potential) > 0, potential, w)
-        points = X[_sample_proportional(step_key, p, n_trials)]  # (trials, D)
+        candidates = _sample_index(step_key, p, (n_trials,), chunk_size)
+        candidate_rows = _rows.take_rows(X, candidates, chunk_size)  # (trials, D)
 
-        # The potential after adding each candidate, summed chunk by chunk:
-        # memory stays O(N), never (N, trials).
-        def potential_with(Xc, wc, offset):
-            near = jax.lax.dynamic_slice_in_dim(closest, offset, Xc.shape[0])
-            return wc @ jnp.minimum(near[:, None], _exact_squared_distances(Xc, points))
+        # The potential after adding each candidate, summed chunk by chunk
+        # (closest travels with the rows): memory stays O(N), never (N, trials).
+        def potential_with(Xc, wc_near, _):
+            wc, near = wc_near
+            return wc @ jnp.minimum(near[:, None], _exact_squared_distances(Xc, candidate_rows))
 
-        best = points[jnp.argmin(_rows.sum_over_rows(potential_with, X, w, chunk_size))]
-        d = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, best[None])[:, 0], X, chunk_size)
-        return (centers.at[c].set(best), jnp.minimum(closest, d)), None
+        best_row = candidate_rows[jnp.argmin(_rows.sum_over_rows(potential_with, X, (w, closest), chunk_size))]
+        d = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, best_row[None])[:, 0], X, chunk_size)
+        return (centers.at[c].set(best_row), jnp.minimum(closest, d)), None
 
     steps = (jnp.arange(1, n_clusters), jax.random.split(key, n_clusters - 1))
     (centers, _), _ = jax.lax.scan(add_center, (centers, closest), steps)
@@ -226,8 +228,8 @@ def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_
         return _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center)
     if init == "random_from_data":
         # Distinct rows with positive weight as means; every row joins its nearest one.
-        idx = _sample_distinct(key, w, n_components)
-        centers = jax.lax.stop_gradient(X)[idx] - center[None]
+        idx = _sample_distinct(key, w, n_components, chunk_size)
+        centers = _rows.take_rows(jax.lax.stop_gradient(X), idx, chunk_size) - center[None]
     elif init == "k-means++":
         centers = kmeans_plusplus(key, X, w, n_components, chunk_size) - center[None]
     elif init == "kmeans":

@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _covariance, _validation
+from gmm_jax import _covariance, _sharding, _validation
 from gmm_jax._params import GMMParams
 
 __all__ = ["log_prob", "predict_proba", "predict", "score", "n_parameters", "bic", "aic"]
@@ -105,7 +105,8 @@ def score(params: GMMParams, X, sample_weight=None) -> jax.Array:
       -1.4189
     """
     X = _validation.check_params_and_data(params, X)
-    w = _validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    # Weights split like the rows of a sharded X (default ones included).
+    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), X.shape[0], X.dtype)
     lp = _log_prob(params.astype(X.dtype), X)
     return jnp.sum(w * lp) / jnp.sum(w)
 

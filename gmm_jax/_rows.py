@@ -6,9 +6,19 @@ K, D)`` differences) would not fit in memory or cache, so the sums run over
 fixed-size chunks of rows in a ``fori_loop`` that slices the data in place:
 memory is bounded by the chunk, never by ``N``, and no padded copy of ``X`` is
 made (a ragged last chunk is handled with its own static shape).
+
+Sharded data. When ``X`` is split along the sample axis over ``P`` devices, a
+dynamic slice of that axis would make XLA gather all of ``X`` onto every
+device. A :class:`RowBlocks` layout instead views the rows as ``(P, N / P)``,
+one block per device, and chunks along the *local* axis under ``vmap``: each
+device loops over its own rows, the per-block sums stay on their device, and
+the final sum over blocks is the only cross-device reduction (an all-reduce of
+the statistics that XLA's SPMD partitioner inserts by itself).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +31,18 @@ import jax.numpy as jnp
 _TARGET_CHUNK_ELEMENTS = {"cpu": 2**20}
 _TARGET_CHUNK_ELEMENTS_ACCELERATOR = 2**24
 _MIN_CHUNK = 256
+
+
+class RowBlocks(NamedTuple):
+    """Static row layout for data sharded along the sample axis.
+
+    Passed wherever a ``chunk_size`` is accepted: the ``N`` rows are
+    ``n_blocks`` contiguous blocks of ``N / n_blocks`` rows (one per device
+    holding a distinct shard), each processed in chunks of ``chunk_size`` rows.
+    """
+
+    n_blocks: int
+    chunk_size: int | None  # rows per chunk within a block; None: the whole block
 
 
 def default_chunk_size(
@@ -42,8 +64,49 @@ def default_chunk_size(
     return None if chunk >= n_samples else chunk
 
 
+def _blocked(X, n_blocks):
+    """``(N, ...)`` viewed as ``(n_blocks, N / n_blocks, ...)``: free for a row-sharded array."""
+    return X.reshape(n_blocks, X.shape[0] // n_blocks, *X.shape[1:])
+
+
+def take_rows(X, index, chunk_size=None):
+    """``X[index]`` for an integer array ``index``, without gathering a row-sharded ``X``.
+
+    With a :class:`RowBlocks` layout, each index is split into (block, row in
+    block): the row is sliced from every block along the local axis (a
+    ``(n_blocks, ..., D)`` array, not ``(N, D)``) and the wanted block is
+    selected with a masked sum, which XLA lowers to a small all-reduce.
+    """
+    if not isinstance(chunk_size, RowBlocks):
+        return X[index]
+    blocks = _blocked(X, chunk_size.n_blocks)
+    block, row = jnp.divmod(index, blocks.shape[1])
+    candidates = jnp.take(blocks, row, axis=1)  # (n_blocks, *index.shape, D)
+    mask = jnp.arange(chunk_size.n_blocks).reshape((-1,) + (1,) * index.ndim) == block[None]
+    return jnp.sum(jnp.where(mask[..., None], candidates, 0), axis=0)
+
+
+def _tree_rows(f, tree):
+    return jax.tree_util.tree_map(f, tree)
+
+
 def _centred(X, center):
     return X if center is None else X - center[None, :]
+
+
+def cumsum_rows(values, chunk_size=None):
+    """``(cumsum(values) (N,), its last entry ())``; per device for a :class:`RowBlocks` layout.
+
+    Each block's running sum is local; only the ``n_blocks`` block totals are
+    exchanged to offset them.
+    """
+    if not isinstance(chunk_size, RowBlocks):
+        cdf = jnp.cumsum(values)
+        return cdf, cdf[-1]
+    local = jnp.cumsum(_blocked(values, chunk_size.n_blocks), axis=1)
+    ends = jnp.cumsum(local[:, -1])
+    offsets = jnp.concatenate([jnp.zeros((1,), ends.dtype), ends[:-1]])
+    return (local + offsets[:, None]).reshape(values.shape), ends[-1]
 
 
 def sum_over_rows(fn, X, w, chunk_size, center=None):
@@ -53,12 +116,28 @@ def sum_over_rows(fn, X, w, chunk_size, center=None):
     without ever holding a centred copy of ``X``.
 
     Args:
-      fn: ``fn(X_chunk (B, D), w_chunk (B,), offset ()) -> pytree`` of sums.
+      fn: ``fn(X_chunk (B, D), w_chunk (B,), offset ()) -> pytree`` of sums;
+        ``offset`` is the chunk's first row in ``X``.
       X: ``(N, D)``.
-      w: ``(N,)``.
-      chunk_size: rows per chunk (static), or ``None`` for a single chunk.
+      w: ``(N,)``, or a pytree of per-row arrays ``(N, ...)`` (e.g. weights and
+        a running per-row quantity) handed to ``fn`` chunk by chunk alongside
+        ``X``. Per-row arrays must travel this way rather than be sliced by
+        ``offset`` inside ``fn``: with sharded rows, ``fn`` runs per device and
+        a slice of a row-sharded array captured whole would gather it.
+      chunk_size: rows per chunk (static), ``None`` for a single chunk, or a
+        :class:`RowBlocks` layout for row-sharded data.
       center: optional ``(D,)`` subtracted from every row.
     """
+    if isinstance(chunk_size, RowBlocks):
+        n_blocks, chunk_size = chunk_size
+        block_rows = X.shape[0] // n_blocks
+
+        def block_sum(Xb, wb, block_offset):
+            return sum_over_rows(lambda Xc, wc, o: fn(Xc, wc, o + block_offset), Xb, wb, chunk_size, center)
+
+        offsets = jnp.arange(n_blocks, dtype=jnp.int32) * block_rows
+        per_block = jax.vmap(block_sum)(_blocked(X, n_blocks), _tree_rows(lambda a: _blocked(a, n_blocks), w), offsets)
+        return jax.tree_util.tree_map(lambda a: jnp.sum(a, axis=0), per_block)
     n = X.shape[0]
     if chunk_size is None or chunk_size >= n:
         return fn(_centred(X, center), w, jnp.zeros((), jnp.int32))
@@ -68,17 +147,17 @@ def sum_over_rows(fn, X, w, chunk_size, center=None):
         start = i * chunk_size
         part = fn(
             _centred(jax.lax.dynamic_slice_in_dim(X, start, chunk_size), center),
-            jax.lax.dynamic_slice_in_dim(w, start, chunk_size),
+            _tree_rows(lambda a: jax.lax.dynamic_slice_in_dim(a, start, chunk_size), w),
             start,
         )
         return jax.tree_util.tree_map(jnp.add, acc, part)
 
-    first = fn(_centred(X[:chunk_size], center), w[:chunk_size], jnp.zeros((), jnp.int32))
+    first = fn(_centred(X[:chunk_size], center), _tree_rows(lambda a: a[:chunk_size], w), jnp.zeros((), jnp.int32))
     acc = jax.lax.fori_loop(1, n_full, body, first)
     rest = n - n_full * chunk_size
     if rest:
         start = n_full * chunk_size
-        tail = fn(_centred(X[start:], center), w[start:], jnp.asarray(start, jnp.int32))
+        tail = fn(_centred(X[start:], center), _tree_rows(lambda a: a[start:], w), jnp.asarray(start, jnp.int32))
         acc = jax.tree_util.tree_map(jnp.add, acc, tail)
     return acc
 
@@ -89,9 +168,13 @@ def map_over_rows(fn, X, chunk_size, center=None):
     Args:
       fn: ``fn(X_chunk (B, D)) -> (B, ...)`` array.
       X: ``(N, D)``.
-      chunk_size: rows per chunk (static), or ``None``.
+      chunk_size: rows per chunk (static), ``None``, or a :class:`RowBlocks` layout.
       center: optional ``(D,)`` subtracted from every row.
     """
+    if isinstance(chunk_size, RowBlocks):
+        n_blocks, chunk_size = chunk_size
+        out = jax.vmap(lambda Xb: map_over_rows(fn, Xb, chunk_size, center))(_blocked(X, n_blocks))
+        return out.reshape(X.shape[0], *out.shape[2:])
     n = X.shape[0]
     if center is not None:
         return map_over_rows(lambda Xc: fn(Xc - center[None, :]), X, chunk_size)

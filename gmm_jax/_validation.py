@@ -48,6 +48,24 @@ def as_float_array(x, name: str):
     return jnp.asarray(x, dtype=_float_dtype(x))
 
 
+def host_float_array(x, name: str):
+    """Like :func:`as_float_array` but stays on the host (NumPy): for data that must not
+    be copied to a device whole (streamed batches, rows about to be sharded)."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}.")
+    try:
+        x = np.asarray(x)
+    except Exception as err:  # ragged nested lists and the like
+        raise TypeError(f"{name} must be an array of numbers; could not convert it: {err}") from None
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise TypeError(f"{name} must be an array of numbers, got an array of dtype {x.dtype}.")
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real, got dtype {x.dtype}.")
+    # float32 stays float32; float64 needs jax_enable_x64, as everywhere in gmm_jax.
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+    return x.astype(jax.dtypes.canonicalize_dtype(dtype), copy=False)
+
+
 def check_data(X, name: str = "X", min_samples: int = 1):
     """Validates a data matrix ``(n_samples, n_features)``; returns a float array."""
     X = as_float_array(X, name)

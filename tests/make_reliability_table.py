@@ -1,4 +1,4 @@
-"""Writes RELIABILITY_TABLE.md: what gmm_jax does on degenerate or bad input, per covariance type.
+"""Writes tests/reliability_table.md: what gmm_jax does on degenerate or bad input, per covariance type.
 
 Every cell comes from a real call of ``gmm.fit`` (outside any transformation,
 so failures raise; the same failures under ``jit``/``vmap`` show as
@@ -8,6 +8,7 @@ so failures raise; the same failures under ``jit``/``vmap`` show as
 """
 
 import os
+from pathlib import Path
 import sys
 
 import jax
@@ -188,4 +189,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "RELIABILITY_TABLE.md")
+    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).with_name("reliability_table.md")))

@@ -181,3 +181,13 @@ def test_zero_weight_rows_are_padding_even_when_they_hold_garbage_values():
     result = gmm.fit(KEY, padded, N_COMPONENTS, sample_weight=w, covariance_type="full")
     assert int(result.status) == 0
     assert np.all(np.abs(np.asarray(result.params.means)) < 100)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_nan_or_inf_data_under_vmap_sets_status_instead_of_raising(covariance_type):
+    # Validation cannot see values under vmap; the compiled loop must notice.
+    stack = np.stack([three_blobs(seed=s)[0] for s in range(len(NAMES))])
+    stack[2, 5, 1] = np.nan
+    stack[4, 0, 0] = np.inf
+    statuses = [int(r.status) for r in fit_batch(stack, covariance_type)]
+    assert statuses == [0, 0, 1, 0, 1, 0]

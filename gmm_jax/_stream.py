@@ -1,0 +1,450 @@
+"""`fit_stream`: exact EM over data that does not fit in memory, one pass per iteration.
+
+EM needs only sums over samples, so an iteration over a stream of host
+batches is: accumulate ``SufficientStatistics`` batch by batch with the same
+jitted E-step as :func:`gmm_jax.fit` (``_em.accumulate_statistics``), then
+apply the same M-step (``_em.params_from_statistics``). The result is the
+in-memory EM up to the order of floating-point summation. Memory is bounded by
+a batch (plus a fixed-size sample for initialisation), never by the stream.
+
+As in ``fit``, the work happens in coordinates centred near the data mean so
+that float32 keeps its digits on data far from the origin: the exact weighted
+mean from the initialisation pass, or the mixture mean of ``init_params``
+(which equals the data mean for parameters that EM produced).
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gmm_jax import _em, _init, _rows, _validation, distributed
+from gmm_jax._em import FitResult, SufficientStatistics
+from gmm_jax._params import GMMParams
+
+__all__ = ["fit_stream"]
+
+_DEFAULT_INIT_SAMPLE = 2**16
+
+
+# ---------------------------------------------------------------------------
+# Compiled steps: the core's E-step sums and M-step, nothing else.
+
+
+@functools.partial(jax.jit, static_argnames=("chunk_size",))
+def _batch_statistics(params, X, w, center, chunk_size):
+    return _em.accumulate_statistics(params, X, w, chunk_size, center)
+
+
+@functools.partial(jax.jit, static_argnames=("chunk_size",))
+def _add_batch_statistics(total, params, X, w, center, chunk_size):
+    stats = _em.accumulate_statistics(params, X, w, chunk_size, center)
+    return jax.tree_util.tree_map(jnp.add, total, stats)
+
+
+@functools.partial(jax.jit, static_argnames=("reg_covar",))
+def _m_step(stats: SufficientStatistics, params: GMMParams, reg_covar):
+    new = _em.params_from_statistics(stats, params.means, params.covariance_type, reg_covar, previous=params)
+    log_likelihood = stats.log_likelihood / stats.weight_sum
+    return log_likelihood, new, _em.all_finite(new) & jnp.isfinite(log_likelihood)
+
+
+@functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "init", "reg_covar", "chunk_size"))
+def _initialize(key, X, w, center, n_components, covariance_type, init, reg_covar, chunk_size):
+    return _init.initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size, center)
+
+
+# ---------------------------------------------------------------------------
+# Reading the stream.
+
+
+def _check_source(source):
+    if callable(source):
+        return source
+    if isinstance(source, collections.abc.Iterator):
+        raise TypeError(
+            f"source must be a callable that returns a fresh iterator of batches, got a one-shot "
+            f"{type(source).__name__}, which EM would exhaust in its first pass. Wrap what creates "
+            "it in a function, e.g. source=lambda: (X[i:i + 10_000] for i in range(0, len(X), 10_000))."
+        )
+    if isinstance(source, collections.abc.Iterable):
+        raise TypeError(
+            f"source must be a callable that returns a fresh iterator of batches, got a "
+            f"{type(source).__name__}; pass source=lambda: iter(batches)."
+        )
+    raise TypeError(f"source must be a callable that returns an iterator of batches, got {type(source).__name__}.")
+
+
+class _Stream:
+    """Validated passes over ``source()``: yields ``(X (n_b, D), w (n_b,))`` host arrays."""
+
+    def __init__(self, source):
+        self.source = _check_source(source)
+        self.n_features = None
+        self.dtype = None
+        self.n_rows = None  # rows per pass, once one pass has completed
+        self.n_passes = 0
+        self._last_iterator = None
+
+    def _iterator(self):
+        iterator = self.source()
+        try:
+            iterator = iter(iterator)
+        except TypeError:
+            raise TypeError(
+                f"source() must return an iterable of batches, got {type(iterator).__name__}."
+            ) from None
+        if iterator is self._last_iterator:
+            raise ValueError(
+                "source() returned the same iterator twice; it must return a fresh iterator on every "
+                "call (EM reads the data once per iteration)."
+            )
+        self._last_iterator = iterator
+        return iterator
+
+    def first_batch(self):
+        """Reads and checks only the first batch (to learn the dtype and width of the data)."""
+        for X, w in self._batches(self._iterator(), 0, check_rows=False):
+            return X, w
+        raise ValueError("the stream is empty: source() yielded no rows.")
+
+    def one_pass(self):
+        """Yields the batches of one full pass (at least one row; the same rows as earlier passes)."""
+        pass_index = self.n_passes
+        self.n_passes += 1
+        yield from self._batches(self._iterator(), pass_index)
+
+    def _batches(self, iterator, pass_index, check_rows=True):
+        n_rows = 0
+        for index, batch in enumerate(iterator):
+            X, w = self._check_batch(batch, index, pass_index)
+            n_rows += X.shape[0]
+            if X.shape[0]:
+                yield X, w
+        if not check_rows:
+            return
+        if n_rows == 0:
+            again = "" if pass_index == 0 else (
+                f" in pass {pass_index}; earlier passes read {self.n_rows} rows. source() must return "
+                "a fresh iterator over the same data on every call"
+            )
+            raise ValueError(f"the stream is empty: source() yielded no rows{again}.")
+        if self.n_rows is not None and n_rows != self.n_rows:
+            raise ValueError(
+                f"source() yielded {n_rows} rows in pass {pass_index} but {self.n_rows} before; it must "
+                "replay the same data on every call."
+            )
+        self.n_rows = n_rows
+
+    def _check_batch(self, batch, index, pass_index):
+        where = f"batch {index} (0-based) of pass {pass_index}"
+        if isinstance(batch, tuple):
+            if len(batch) != 2:
+                raise ValueError(f"{where} is a tuple of {len(batch)} items; a batch is X or (X, sample_weight).")
+            X, w = batch
+        else:
+            X, w = batch, None
+        X = _validation.host_float_array(X, f"X in {where}")
+        if X.ndim != 2:
+            raise ValueError(f"X in {where} must be 2-D (n_samples, n_features), got shape {X.shape}.")
+        if self.n_features is None:
+            if X.shape[1] < 1:
+                raise ValueError(f"X in {where} has no features (shape {X.shape}).")
+            self.n_features = X.shape[1]
+        elif X.shape[1] != self.n_features:
+            raise ValueError(
+                f"X in {where} has {X.shape[1]} features but earlier batches have {self.n_features}; "
+                "every batch must have the same columns."
+            )
+        self.dtype = X.dtype if self.dtype is None else self.dtype
+        X = X.astype(self.dtype, copy=False)
+        if not np.isfinite(X).all():
+            raise ValueError(f"X in {where} contains NaN or infinite values; remove or impute them.")
+        if w is None:
+            w = np.ones((X.shape[0],), self.dtype)
+        else:
+            w = _validation.host_float_array(w, f"sample_weight in {where}").astype(self.dtype, copy=False)
+            if w.shape != (X.shape[0],):
+                raise ValueError(f"sample_weight in {where} must have shape ({X.shape[0]},), got {w.shape}.")
+            if not np.isfinite(w).all() or (w < 0).any():
+                raise ValueError(f"sample_weight in {where} must be finite and non-negative.")
+        return X, w
+
+
+class _Reservoir:
+    """A uniform sample of ``size`` rows (with their weights) from one pass: Algorithm R, batched."""
+
+    def __init__(self, size, rng):
+        self.size, self.rng = size, rng
+        self.X = self.w = None
+        self.seen = 0
+
+    def add(self, X, w):
+        if self.X is None:
+            self.X = np.empty((self.size, X.shape[1]), X.dtype)
+            self.w = np.empty((self.size,), w.dtype)
+        fill = min(max(self.size - self.seen, 0), X.shape[0])
+        self.X[self.seen : self.seen + fill] = X[:fill]
+        self.w[self.seen : self.seen + fill] = w[:fill]
+        # Row number i (0-based over the stream) replaces a uniform slot j <= i when j < size.
+        rows = np.arange(fill, X.shape[0])
+        slots = self.rng.integers(0, self.seen + rows + 1)
+        keep = slots < self.size
+        rows, slots = rows[keep], slots[keep]
+        # A slot hit twice in one batch keeps the later row, as the sequential algorithm would.
+        last = len(slots) - 1 - np.unique(slots[::-1], return_index=True)[1]
+        self.X[slots[last]] = X[rows[last]]
+        self.w[slots[last]] = w[rows[last]]
+        self.seen += X.shape[0]
+
+    def sample(self):
+        n = min(self.seen, self.size)
+        return self.X[:n], self.w[:n]
+
+
+# ---------------------------------------------------------------------------
+
+
+def _pad_rows(X, w, n_rows):
+    """Pads a batch with zero-weight copies of its last row to ``n_rows`` (fewer compiled shapes)."""
+    n_pad = n_rows - X.shape[0]
+    if n_pad == 0:
+        return X, w
+    return np.concatenate([X, np.repeat(X[-1:], n_pad, axis=0)]), np.concatenate([w, np.zeros((n_pad,), w.dtype)])
+
+
+def _print_pass(iteration, log_likelihood, change, n_rows, seconds):
+    print(
+        f"  pass {iteration:4d}   log-likelihood {log_likelihood: .8f}   change {change: .3e}"
+        f"   {n_rows} rows in {seconds:.2f} s",
+        flush=True,
+    )
+
+
+def fit_stream(
+    key,
+    source,
+    n_components: int,
+    *,
+    covariance_type: str = "full",
+    init: str = "kmeans",
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    init_params: GMMParams | None = None,
+    init_sample_size: int = _DEFAULT_INIT_SAMPLE,
+    verbose: bool = False,
+    chunk_size: int | None = None,
+    mesh: Mesh | None = None,
+) -> FitResult:
+    """Fits a Gaussian mixture by exact EM to data streamed in host batches.
+
+    Each EM iteration is one pass over ``source()``: every batch goes through
+    the same jitted E-step as :func:`gmm_jax.fit`, its sufficient statistics
+    are summed on the device, and the same M-step follows. With the same
+    starting parameters, ``fit_stream`` and ``fit`` take the same steps, up to
+    floating-point summation order. Memory is bounded by the batch size (and
+    ``init_sample_size``), not by the length of the stream.
+
+    Args:
+      key: PRNG key; draws the initialisation sample and seeds ``init``.
+      source: a *callable* returning a fresh iterator of batches on every call
+        (EM reads the data once per iteration). A batch is an array
+        ``(n_b, n_features)`` or a pair ``(array, sample_weight (n_b,))``;
+        batch sizes may vary. For an ``.npy`` file larger than memory::
+
+            X = np.load(path, mmap_mode="r")
+            source = lambda: (X[i:i + 100_000] for i in range(0, len(X), 100_000))
+
+      n_components: number of mixture components.
+      covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
+      init: as in :func:`gmm_jax.fit`, applied to a uniform sample of
+        ``init_sample_size`` rows drawn in one extra pass (reservoir
+        sampling), which also computes the exact data mean. Ignored with
+        ``init_params``.
+      max_iter: maximum number of EM iterations (passes).
+      tol: stop when the mean log-likelihood changes by less than ``tol``;
+        ``0.0`` runs exactly ``max_iter`` passes.
+      reg_covar: non-negative value added to the covariance diagonal.
+      init_params: a ``GMMParams`` to start from, e.g. the ``params`` of an
+        earlier (interrupted) ``fit_stream`` to resume it; no extra pass.
+      init_sample_size: rows sampled for the initialisation.
+      verbose: print the log-likelihood, its change, and the time of each pass.
+      chunk_size: rows per chunk inside each batch's compiled step (within
+        each device's rows with ``mesh``); default bounds the step's memory as
+        in ``fit``.
+      mesh: optional ``Mesh`` over devices of this process (e.g.
+        ``gmm.distributed.data_mesh()``): every batch is split by rows over
+        them, as :func:`gmm_jax.distributed.shard` does, and the statistics
+        are reduced across devices by XLA.
+
+    Returns:
+      A ``FitResult``, as from :func:`gmm_jax.fit`.
+
+    Raises:
+      TypeError: ``source`` is not a callable (e.g. a generator, which could
+        be read only once).
+      ValueError: bad options, an empty stream, a batch with the wrong number
+        of features (naming the batch), NaN/inf values, or a stream that
+        changes length between passes.
+
+    Example:
+      >>> import jax, numpy as np, gmm_jax as gmm
+      >>> rng = np.random.default_rng(0)
+      >>> X = np.concatenate([rng.normal(-4, 1, (500, 2)), rng.normal(4, 1, (500, 2))]).astype(np.float32)
+      >>> batches = lambda: (X[i:i + 100] for i in range(0, len(X), 100))
+      >>> result = gmm.fit_stream(jax.random.key(0), batches, 2, covariance_type="diag")
+      >>> bool(result.converged), sorted(result.params.weights.round(2).tolist())
+      (True, [0.5, 0.5])
+    """
+    from gmm_jax._fit import _check_key
+
+    _check_key(key)
+    stream = _Stream(source)
+    # n_samples is not known yet: check everything else now, n_components after the first pass.
+    n_components, _, max_iter, tol, reg_covar = _validation.check_fit_options(
+        np.iinfo(np.int64).max, n_components, covariance_type, init, 1, max_iter, tol, reg_covar
+    )
+    init_sample_size = _validation._check_int(init_sample_size, "init_sample_size", 1)
+    if verbose not in (True, False):
+        raise TypeError(f"verbose must be True or False, got {verbose!r}.")
+    if chunk_size is not None:
+        chunk_size = _validation._check_int(chunk_size, "chunk_size", 1)
+    if mesh is not None:
+        if not isinstance(mesh, Mesh):
+            raise TypeError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}.")
+        if any(d.process_index != jax.process_index() for d in mesh.devices.flat):
+            raise ValueError(
+                "fit_stream splits each batch over the devices of this process; the mesh has devices "
+                "of other processes. Build it from jax.local_devices()."
+            )
+
+    if init_params is None:
+        seed = np.asarray(jax.random.bits(jax.random.fold_in(key, 1), (4,), jnp.uint32))
+        reservoir = _Reservoir(init_sample_size, np.random.default_rng(seed))
+        weighted_sum, weight_sum = 0.0, 0.0
+        for X, w in stream.one_pass():
+            reservoir.add(X, w)
+            weighted_sum = weighted_sum + w.astype(np.float64) @ X
+            weight_sum += float(w.sum(dtype=np.float64))
+        _check_rows(stream.n_rows, n_components, weight_sum)
+        center = jnp.asarray(weighted_sum / weight_sum, stream.dtype)
+        X_sample, w_sample = reservoir.sample()
+        if not (w_sample > 0).any():
+            raise ValueError("every row of the initialisation sample has zero weight; increase init_sample_size.")
+        if X_sample.shape[0] < n_components:
+            raise ValueError(f"n_components={n_components} must be <= n_samples={X_sample.shape[0]}.")
+        params = _initialize(
+            key, jnp.asarray(X_sample), jnp.asarray(w_sample), center,
+            n_components=n_components, covariance_type=covariance_type, init=init, reg_covar=reg_covar,
+            chunk_size=_rows.default_chunk_size(X_sample.shape[0], n_components, stream.n_features),
+        )  # fmt: skip
+    else:
+        _validation.check_params(init_params, "init_params")
+        _validation.check_init_params(init_params, n_components, init_params.n_features, covariance_type)
+        stream.n_features = init_params.n_features
+        X, _ = stream.first_batch()  # the data's dtype decides the parameters' dtype, as in fit
+        params = init_params.astype(X.dtype)
+        center = params.weights @ params.means  # the mixture mean: the data mean after any EM step
+        params = params.replace(means=params.means - center[None])
+        stream.n_features = params.n_features
+
+    result = _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size, verbose, mesh)
+    if init_params is not None:
+        _check_rows(stream.n_rows, n_components, None)
+    if int(result.status) != _em.STATUS_OK:
+        raise ValueError(
+            "Fitting the mixture model failed because some components have ill-defined empirical "
+            "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
+            "number of components, increase reg_covar, or scale the input data."
+        )
+    return result
+
+
+def _check_rows(n_rows, n_components, weight_sum):
+    if n_rows is not None and n_components > n_rows:
+        raise ValueError(
+            f"n_components={n_components} must be <= n_samples={n_rows}; use fewer components or more data."
+        )
+    if weight_sum is not None and not weight_sum > 0:
+        raise ValueError("sample_weight is zero everywhere; at least one sample needs positive weight.")
+
+
+def _pass_statistics(stream, params, center, chunk_size, mesh=None):
+    """One pass: sufficient statistics of the whole stream around ``params.means``.
+
+    With a ``mesh``, each batch is split by rows over its devices (parameters
+    replicated) and chunked within each device's rows, as in a sharded ``fit``.
+    """
+    n_devices = 1 if mesh is None else mesh.devices.size
+    if mesh is not None:
+        replicated = NamedSharding(mesh, PartitionSpec())
+        params, center = jax.device_put((params, center), replicated)
+    total = pending = None
+    bucket = 0
+    for X, w in stream.one_pass():
+        # Batches shorter than the longest so far are padded with zero weight,
+        # so a ragged last batch does not compile a new step.
+        bucket = max(bucket, -(-X.shape[0] // n_devices) * n_devices)
+        X, w = _pad_rows(X, w, bucket)
+        chunk = chunk_size or _rows.default_chunk_size(bucket // n_devices, params.n_components, X.shape[1])
+        if mesh is None:
+            X, w = jnp.asarray(X), jnp.asarray(w)
+        else:
+            X, w = distributed.shard(X, w, mesh)
+            chunk = _rows.RowBlocks(n_devices, chunk)
+        if total is None:
+            total = _batch_statistics(params, X, w, center, chunk_size=chunk)
+        else:
+            total = _add_batch_statistics(total, params, X, w, center, chunk_size=chunk)
+        # Dispatch is asynchronous: let at most two batches be in flight, so a
+        # fast reader cannot queue the whole stream in memory.
+        if pending is not None:
+            jax.block_until_ready(pending)
+        pending = total.log_likelihood
+    return total
+
+
+def _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size, verbose, mesh) -> FitResult:
+    """``_em.run_em`` with a pass over the stream per iteration: the same stopping rule and outputs."""
+    dtype = params.means.dtype
+    trace = np.full((max_iter,), -np.inf, dtype)
+    prev_ll, converged, n_iter = -np.inf, False, 0
+    status = _em.STATUS_OK if bool(_em.all_finite(params)) else _em.STATUS_NON_FINITE
+    for i in range(max_iter if status == _em.STATUS_OK else 0):
+        start = time.perf_counter()
+        stats = _pass_statistics(stream, params, center, chunk_size, mesh)
+        ll, new, ok = _m_step(stats, params, reg_covar=reg_covar)
+        ll, ok = float(ll), bool(ok)
+        change = ll - prev_ll
+        converged = ok and abs(change) < tol
+        if verbose:
+            _print_pass(i + 1, ll, change, stream.n_rows, time.perf_counter() - start)
+        if ok:
+            params, n_iter = new, i + 1
+        else:
+            status = _em.STATUS_NON_FINITE
+        prev_ll = ll if np.isfinite(ll) else prev_ll
+        trace[i:] = prev_ll  # entries after convergence repeat the final value, as in fit
+        if converged or not ok:
+            break
+    lower_bound = prev_ll
+    if max_iter == 0:
+        stats = _pass_statistics(stream, params, center, chunk_size, mesh)
+        lower_bound = float(stats.log_likelihood / stats.weight_sum)
+    params = params.replace(means=params.means + center[None])
+    return FitResult(
+        params,
+        jnp.asarray(trace, dtype),
+        jnp.asarray(n_iter, jnp.int32),
+        jnp.asarray(converged),
+        jnp.asarray(lower_bound, dtype),
+        jnp.asarray(status, jnp.int32),
+    )

@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m gmm_jax.examples.<name> --help``."""
