@@ -76,16 +76,6 @@ class FitResult(NamedTuple):
     n_empty: jax.Array
 
 
-def _chunk_statistics(params: GMMParams, X, w, shift) -> SufficientStatistics:
-    """E-step and sufficient statistics of one chunk of rows."""
-    wlp = weighted_log_prob(params, X)  # (B, K)
-    log_norm = jax.nn.logsumexp(wlp, axis=1)  # (B,)
-    resp = jnp.exp(wlp - log_norm[:, None]) * w[:, None]  # weighted responsibilities
-    # Zero-weight rows (padding) must not turn a -inf density into NaN.
-    ll = jnp.sum(jnp.where(w > 0, w * log_norm, 0.0))
-    return statistics_from_responsibilities(X, resp, shift, params.covariance_type, ll, jnp.sum(w))
-
-
 def statistics_from_responsibilities(X, resp, shift, covariance_type, log_likelihood=None, weight_sum=None):
     """Sufficient statistics of a chunk given its (sample-weighted) responsibilities ``(B, K)``."""
     nk = resp.sum(axis=0)
@@ -101,10 +91,33 @@ def statistics_from_responsibilities(X, resp, shift, covariance_type, log_likeli
     )
 
 
+def _fused_chunk(model, consts, log_weights, X, w):
+    """E-step and M-step sums of one chunk, reusing the E-step's per-row work (see ``_covariance``).
+
+    Component-major: log-densities and responsibilities are ``(K, B)``.
+    """
+    log_gauss, feats = model.chunk_log_prob(consts, X)
+    wlp = log_gauss + log_weights[:, None]  # (K, B)
+    # logsumexp and the responsibilities from a single exp per entry.
+    top = jnp.max(wlp, axis=0)
+    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
+    e = jnp.exp(wlp - top[None, :])
+    total = jnp.sum(e, axis=0)
+    resp = e * (w / total)[None, :]  # sample-weighted responsibilities
+    log_norm = top + jnp.log(total)
+    # Zero-weight rows (padding) must not turn a -inf density into NaN.
+    ll = jnp.sum(jnp.where(w > 0, w * log_norm, 0.0))
+    return ll, jnp.sum(w), jnp.sum(resp, axis=1), model.chunk_sums(consts, feats, resp)
+
+
 def accumulate_statistics(params: GMMParams, X, w, chunk_size=None, center=None) -> SufficientStatistics:
     """One E-step pass over ``X`` (in row chunks, centred at ``center``), around the current means."""
-    shift = params.means
-    return _rows.sum_over_rows(lambda Xc, wc, _: _chunk_statistics(params, Xc, wc, shift), X, w, chunk_size, center)
+    model = _covariance.covariance_model(params.covariance_type)
+    consts = model.pass_constants(params.means, params.precisions_cholesky)
+    chunk = functools.partial(_fused_chunk, model, consts, jnp.log(params.weights))
+    ll, weight_sum, nk, sums = _rows.sum_over_rows(lambda Xc, wc, _: chunk(Xc, wc), X, w, chunk_size, center)
+    s1, s2 = model.moments_from_sums(consts, sums, nk, params.means)
+    return SufficientStatistics(ll, weight_sum, nk, s1, s2)
 
 
 def params_from_statistics(stats: SufficientStatistics, shift, covariance_type, reg_covar, previous=None) -> GMMParams:

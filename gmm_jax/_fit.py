@@ -26,6 +26,19 @@ def _select_best(results: FitResult) -> FitResult:
     return jax.tree_util.tree_map(lambda a: a[best], results)
 
 
+# Restarts of a fit at least this big (rows x components x features) run one
+# after another. Under vmap every restart runs max_iter iterations (lax.cond
+# becomes a select) and the products gain a second batch dimension, which
+# XLA's CPU kernels handle several times slower; in sequence each restart
+# stops at convergence and a large one keeps the machine busy by itself.
+# Small fits (the seed scenario) still run their restarts side by side.
+_SEQUENTIAL_RESTARTS_SIZE = 2**17
+
+
+def _restarts_in_sequence(n_samples, n_features, n_components):
+    return n_samples * n_features * n_components >= _SEQUENTIAL_RESTARTS_SIZE
+
+
 @functools.partial(jax.jit, static_argnames=_STATIC)
 def _fit(key, X, w, init_params, tol, reg_covar, *, n_components, covariance_type, init, n_init, max_iter, chunk_size, verbose):
     # All the work happens in coordinates centred at the weighted data mean,
@@ -46,7 +59,12 @@ def _fit(key, X, w, init_params, tol, reg_covar, *, n_components, covariance_typ
     if n_init == 1:
         result = single(key)
     else:
-        result = _select_best(jax.vmap(single)(jax.random.split(key, n_init)))
+        keys = jax.random.split(key, n_init)
+        if _restarts_in_sequence(*X.shape, n_components):
+            results = jax.lax.map(single, keys)
+        else:
+            results = jax.vmap(single)(keys)
+        result = _select_best(results)
     params = result.params.replace(means=result.params.means + center[None])
     return result._replace(params=params)
 
@@ -154,7 +172,7 @@ def fit(
     if verbose not in (True, False):
         raise TypeError(f"verbose must be True or False, got {verbose!r}.")
     if chunk_size is None:
-        chunk_size = _rows.default_chunk_size(n_samples // n_blocks, n_components, n_features)
+        chunk_size = _rows.default_chunk_size(n_samples // n_blocks, n_components, n_features, covariance_type)
     else:
         chunk_size = _validation._check_int(chunk_size, "chunk_size", 1)
     if n_blocks > 1:

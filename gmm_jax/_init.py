@@ -94,10 +94,16 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
         p = jnp.where(jnp.sum(potential) > 0, potential, w)
         candidates = _sample_index(step_key, p, (n_trials,), chunk_size)
         candidate_rows = _rows.take_rows(X, candidates, chunk_size)  # (trials, D)
-        d = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, candidate_rows), X, chunk_size)
-        new_closest = jnp.minimum(closest[:, None], d)  # (N, trials)
-        best = jnp.argmin(w @ new_closest)
-        return (centers.at[c].set(candidate_rows[best]), new_closest[:, best]), None
+
+        # The potential after adding each candidate, summed chunk by chunk
+        # (closest travels with the rows): memory stays O(N), never (N, trials).
+        def potential_with(Xc, wc_near, _):
+            wc, near = wc_near
+            return wc @ jnp.minimum(near[:, None], _exact_squared_distances(Xc, candidate_rows))
+
+        best_row = candidate_rows[jnp.argmin(_rows.sum_over_rows(potential_with, X, (w, closest), chunk_size))]
+        d = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, best_row[None])[:, 0], X, chunk_size)
+        return (centers.at[c].set(best_row), jnp.minimum(closest, d)), None
 
     steps = (jnp.arange(1, n_clusters), jax.random.split(key, n_clusters - 1))
     (centers, _), _ = jax.lax.scan(add_center, (centers, closest), steps)

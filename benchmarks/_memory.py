@@ -1,0 +1,106 @@
+"""Peak memory of one ``gmm.fit``, measured in a fresh process.
+
+``python -m benchmarks._memory --n 10000000 --d 16 --k 64`` prints one JSON
+line. X is built first and the fit is compiled ahead of time, so the number
+is what the fit itself needs on top of X:
+
+* CPU: the kernel's peak resident set (``VmHWM``) is reset just before the fit
+  (``/proc/self/clear_refs``), so ``peak = X + (VmHWM - VmRSS before)``.
+* GPU/TPU: the device allocator's ``peak_bytes_in_use``, which includes X.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, required=True)
+    parser.add_argument("--d", type=int, required=True)
+    parser.add_argument("--k", type=int, required=True)
+    parser.add_argument("--covariance-type", default="full")
+    parser.add_argument("--max-iter", type=int, default=3)
+    parser.add_argument("--init", default="kmeans",
+                        help="gmm.fit's init, or 'params' to start EM from given parameters")
+    args = parser.parse_args()
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import gmm_jax as gmm
+
+    # X in bounded pieces so generating it leaves no large temporaries behind.
+    rng = np.random.default_rng(0)
+    X_np = np.empty((args.n, args.d), np.float32)
+    step = 1 << 20
+    for start in range(0, args.n, step):
+        rows = min(step, args.n - start)
+        X_np[start:start + rows] = rng.standard_normal((rows, args.d), np.float32)
+        X_np[start:start + rows, 0] += 6.0 * rng.integers(0, 4, rows)
+    X = jax.device_put(X_np)
+    del X_np
+    X = jax.block_until_ready(X)
+    x_bytes = X.size * X.dtype.itemsize
+
+    options = dict(covariance_type=args.covariance_type, max_iter=args.max_iter, tol=0.0)
+    if args.init == "params":
+        start = gmm.GMMParams.from_covariances(
+            jnp.full(args.k, 1.0 / args.k), X[:: args.n // args.k][: args.k],
+            jnp.broadcast_to(jnp.eye(args.d), (args.k, args.d, args.d)), "full")
+        options["init_params"] = start
+    else:
+        options["init"] = args.init
+    fn = jax.jit(lambda key, X: gmm.fit(key, X, args.k, **options))
+    key = jax.random.key(0)
+    compiled = fn.lower(key, X).compile()
+
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats:
+        before = stats["bytes_in_use"]
+    else:
+        if not _reset_peak_rss():
+            print(json.dumps({"error": "cannot reset the peak RSS (/proc/self/clear_refs)"}))
+            return
+        before = _status_kib("VmRSS") * 1024
+
+    t0 = time.perf_counter()
+    result = jax.block_until_ready(compiled(key, X))
+    seconds = time.perf_counter() - t0
+
+    if stats:
+        peak = device.memory_stats()["peak_bytes_in_use"]
+        method = f"{device.platform} allocator peak_bytes_in_use (includes X)"
+    else:
+        peak = x_bytes + _status_kib("VmHWM") * 1024 - before
+        method = "X + (peak RSS during fit - RSS before fit)"
+    print(json.dumps({
+        "n": args.n, "d": args.d, "k": args.k, "covariance_type": args.covariance_type, "init": args.init,
+        "max_iter": args.max_iter, "n_iter": int(result.n_iter),
+        "x_bytes": x_bytes, "peak_bytes": peak, "peak_over_x": peak / x_bytes,
+        "extra_bytes": peak - x_bytes, "fit_seconds": seconds, "method": method,
+    }))
+
+
+if __name__ == "__main__":
+    main()

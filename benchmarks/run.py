@@ -1,0 +1,493 @@
+"""Time gmm_jax against scikit-learn and gmmx on identical data, in one process.
+
+    python -m benchmarks.run                 # every case, full sizes
+    python -m benchmarks.run --quick         # tiny sizes, seconds
+    python -m benchmarks.run --cases a,d,f   # a subset
+
+Writes ``<out>/<device>.json`` and ``<out>/<device>.md`` (and, for a full run,
+``README_performance_section.md``). Per-iteration cost is
+``(time(max_iter=M) - time(max_iter=1)) / (M - 1)`` with ``tol=0`` (exactly M
+iterations) from identical starting parameters, best of several repeats, so
+initialisation, data transfer and compilation cancel; compilation is timed
+separately. Nothing here assumes a CPU: gmm_jax and gmmx run on JAX's default
+device, scikit-learn on the host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import _libs, _machine
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LIBS = ("gmm_jax", "sklearn", "gmmx")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    quick: bool
+    repeats: int
+    # Iterations timed per library: enough that (M - 1) iterations dwarf timer noise.
+    iters: dict
+
+
+def _settings(quick: bool, repeats: int | None) -> Settings:
+    if quick:
+        return Settings(True, repeats or 2, {"gmm_jax": 6, "sklearn": 3, "gmmx": 3})
+    return Settings(False, repeats or 3, {"gmm_jax": 21, "sklearn": 5, "gmmx": 5})
+
+
+def _size(s: Settings, full: dict, quick: dict) -> dict:
+    return quick if s.quick else full
+
+
+# ---------------------------------------------------------------- case helpers
+
+
+def _per_iteration(s: Settings, *, n: int, d: int, k: int, covariance_type: str) -> dict:
+    """Per-EM-iteration time of every library from one identical start."""
+    rng = np.random.default_rng(0)
+    X = _libs.make_blobs(rng, n, d, k)
+    start = _libs.make_start(rng, X, k, covariance_type)
+    X_dev = jax.block_until_ready(jnp.asarray(X))
+    out = {"size": dict(n=n, d=d, k=k, covariance_type=covariance_type), "libs": {}}
+    for lib in LIBS:
+        if lib == "gmmx" and (why := _libs.gmmx_supports(covariance_type, 1, start)):
+            out["libs"][lib] = {"skipped": why}
+            continue
+        m = s.iters[lib]
+        data = X if lib == "sklearn" else X_dev
+        common = dict(n_components=k, covariance_type=covariance_type, tol=0.0)
+        try:
+            prep_1 = _libs.PREPARE[lib](data, start, max_iter=1, **common)
+            if lib == "sklearn":  # the thread count that prep_1 found fastest
+                common["threads"] = prep_1.threads
+            prep_m = _libs.PREPARE[lib](data, start, max_iter=m, **common)
+            prep_1.run()  # warm-up: first-call costs (imports, thread pools) are not iterations
+            t_m, res_m = _libs.best_of(prep_m.run, s.repeats)
+            t_1, res_1 = _libs.best_of(prep_1.run, s.repeats)
+        except Exception as err:  # a peer failing must not lose the other results
+            out["libs"][lib] = {"error": f"{type(err).__name__}: {err}"[:300]}
+            continue
+        fitted_m, fitted_1 = prep_m.summarize(res_m), prep_1.summarize(res_1)
+        if (fitted_m.n_iter, fitted_1.n_iter) != (m, 1):
+            out["libs"][lib] = {"error": f"ran {fitted_m.n_iter} and {fitted_1.n_iter} iterations, "
+                                         f"not {m} and 1: per-iteration time undefined"}
+            continue
+        out["libs"][lib] = {
+            "per_iter_s": (t_m - t_1) / (m - 1),
+            "time_max_iter_M_s": t_m, "time_max_iter_1_s": t_1, "M": m,
+            "compile_s": prep_m.compile_s,
+            "note": prep_m.note,
+            # Same start, one EM iteration each, one scorer: the libraries did the same work.
+            "mean_log_likelihood_after_1_iter": _libs.mean_log_likelihood(X, fitted_1, covariance_type),
+        }
+        print(f"    {lib:8s} {out['libs'][lib]['per_iter_s'] * 1e3:9.2f} ms/iter", flush=True)
+    _ratios(out, "per_iter_s")
+    return out
+
+
+def _ratios(out: dict, key: str) -> None:
+    mine = out["libs"].get("gmm_jax", {}).get(key)
+    out["speedup"] = {
+        lib: out["libs"][lib][key] / mine
+        for lib in LIBS[1:]
+        if mine and key in out["libs"].get(lib, {})
+    }
+
+
+# ---------------------------------------------------------------------- cases
+
+CASES: dict[str, tuple[str, Callable[[Settings], dict]]] = {}
+
+
+def case(letter: str, title: str):
+    def register(fn):
+        CASES[letter] = (title, fn)
+        return fn
+    return register
+
+
+@case("a", "full covariance, per EM iteration")
+def case_a(s: Settings) -> dict:
+    return _per_iteration(s, **_size(s, dict(n=1_000_000, d=16, k=16), dict(n=20_000, d=8, k=4)),
+                          covariance_type="full")
+
+
+@case("b", "diag covariance, per EM iteration")
+def case_b(s: Settings) -> dict:
+    return _per_iteration(s, **_size(s, dict(n=1_000_000, d=64, k=64), dict(n=20_000, d=16, k=8)),
+                          covariance_type="diag")
+
+
+@case("c", "full covariance, n_init restarts, whole fit at default tol (each library's own k-means init)")
+def case_c(s: Settings) -> dict:
+    size = _size(s, dict(n=100_000, d=8, k=8, n_init=8), dict(n=5_000, d=4, k=4, n_init=2))
+    rng = np.random.default_rng(1)
+    X = _libs.make_blobs(rng, size["n"], size["d"], size["k"])
+    X_dev = jax.block_until_ready(jnp.asarray(X))
+    out = {"size": dict(size, covariance_type="full", tol=1e-3), "libs": {}}
+    common = dict(n_components=size["k"], covariance_type="full", max_iter=100, tol=1e-3,
+                  n_init=size["n_init"])
+    for lib, data in (("gmm_jax", X_dev), ("sklearn", X)):
+        prep = _libs.PREPARE[lib](data, None, **common)
+        prep.run()  # warm-up
+        t, res = _libs.best_of(prep.run, s.repeats)
+        fitted = prep.summarize(res)
+        out["libs"][lib] = {
+            "fit_s": t, "compile_s": prep.compile_s, "n_iter": fitted.n_iter, "note": prep.note,
+            "final_mean_log_likelihood": _libs.mean_log_likelihood(X, fitted, "full"),
+        }
+        print(f"    {lib:8s} {t:9.3f} s/fit", flush=True)
+    out["libs"]["gmmx"] = {"skipped": _libs.gmmx_supports("full", size["n_init"], None)}
+    _ratios(out, "fit_s")
+    return out
+
+
+@case("d", "seed scenario: 100 fixed iterations after compilation, plus compile time")
+def case_d(s: Settings) -> dict:
+    n, d, k, iters = 500, 2, 3, 100
+    rng = np.random.default_rng(2)
+    X = _libs.make_blobs(rng, n, d, k)
+    start = _libs.make_start(rng, X, k, "full")
+    X_dev = jax.block_until_ready(jnp.asarray(X))
+    out = {"size": dict(n=n, d=d, k=k, covariance_type="full", max_iter=iters, tol=0.0), "libs": {}}
+    common = dict(n_components=k, covariance_type="full", max_iter=iters, tol=0.0)
+    repeats = max(s.repeats, 5)  # tiny fits: more repeats are cheap and calm the noise
+    for lib in LIBS:
+        prep = _libs.PREPARE[lib](X if lib == "sklearn" else X_dev, start, **common)
+        prep.run()  # warm-up
+        t, res = _libs.best_of(prep.run, repeats)
+        fitted = prep.summarize(res)
+        out["libs"][lib] = {
+            "fit_s": t, "compile_s": prep.compile_s, "n_iter": fitted.n_iter, "note": prep.note,
+            "final_mean_log_likelihood": _libs.mean_log_likelihood(X, fitted, "full"),
+        }
+        print(f"    {lib:8s} {t * 1e3:9.2f} ms/fit", flush=True)
+    _ratios(out, "fit_s")
+    return out
+
+
+@case("e", "batched: independent seed-sized datasets, one jax.vmap(gmm.fit) call vs a scikit-learn loop")
+def case_e(s: Settings) -> dict:
+    import gmm_jax as gmm
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
+
+    b, n, d, k = (20 if s.quick else 1000), 500, 2, 3
+    rng = np.random.default_rng(3)
+    Xs = np.stack([_libs.make_blobs(rng, n, d, k) for _ in range(b)])
+    keys = jax.random.split(jax.random.key(0), b)
+    out = {"size": dict(datasets=b, n=n, d=d, k=k, covariance_type="full",
+                        options="defaults: init='kmeans', max_iter=100, tol=1e-3"), "libs": {}}
+
+    Xs_dev = jax.block_until_ready(jnp.asarray(Xs))
+    fn = jax.jit(jax.vmap(lambda key, X: gmm.fit(key, X, k)))
+    t0 = time.perf_counter()
+    compiled = fn.lower(keys, Xs_dev).compile()
+    compile_s = time.perf_counter() - t0
+    t, res = _libs.best_of(lambda: compiled(keys, Xs_dev), s.repeats)
+    out["libs"]["gmm_jax"] = {"fit_s": t, "compile_s": compile_s,
+                              "mean_n_iter": float(np.mean(res.n_iter)),
+                              "converged_fraction": float(np.mean(res.converged))}
+    print(f"    gmm_jax  {t:9.3f} s for {b} fits", flush=True)
+
+    def sk_loop(threads, count=b):
+        with threadpool_limits(limits=threads):
+            return [GaussianMixture(k, random_state=i).fit(Xs[i]) for i in range(count)]
+
+    # As in _libs.sklearn_prepare: scikit-learn gets its faster thread setting.
+    probe = {th: _libs.best_of(lambda: sk_loop(th, min(b, 20)), 2)[0] for th in (None, 1)}
+    threads = min(probe, key=probe.get)
+    t, ests = _libs.best_of(lambda: sk_loop(threads), 1 if not s.quick else s.repeats)
+    out["libs"]["sklearn"] = {"fit_s": t, "mean_n_iter": float(np.mean([e.n_iter_ for e in ests])),
+                              "note": "BLAS threads: " + ("default" if threads is None else str(threads)),
+                              "converged_fraction": float(np.mean([e.converged_ for e in ests]))}
+    print(f"    sklearn  {t:9.3f} s for {b} fits", flush=True)
+    # Same scorer for both: mean over datasets of the mean log-likelihood.
+    ll_sk = [e.score(Xs[i]) for i, e in enumerate(ests)]
+    p = res.params
+    ll_jax = [_libs.mean_log_likelihood(Xs[i], _libs.Fitted(
+        0, np.asarray(p.weights[i]), np.asarray(p.means[i]),
+        np.asarray(p.precisions_cholesky[i])), "full") for i in range(b)]
+    out["libs"]["gmm_jax"]["final_mean_log_likelihood"] = float(np.mean(ll_jax))
+    out["libs"]["sklearn"]["final_mean_log_likelihood"] = float(np.mean(ll_sk))
+    out["libs"]["gmmx"] = {"skipped": "gmmx has no batched fit (its init is scikit-learn's KMeans)"}
+    _ratios(out, "fit_s")
+    return out
+
+
+def _square_dot_time(flops: float, repeats: int) -> tuple[float, int]:
+    """Best time of one float32 square ``jnp.dot`` doing ``flops`` FLOPs."""
+    size = int(round((flops / 2) ** (1 / 3)))
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    jax.block_until_ready(dot(a, a))
+    t, _ = _libs.best_of(lambda: dot(a, a), max(repeats, 5))
+    return t, size
+
+
+@case("f", "roofline: case a's FLOPs as one plain jnp.dot vs one EM iteration")
+def case_f(s: Settings, case_a_result: dict | None = None) -> dict:
+    size = _size(s, dict(n=1_000_000, d=16, k=16), dict(n=20_000, d=8, k=4))
+    n, d, k = size["n"], size["d"], size["k"]
+    if case_a_result and "per_iter_s" in case_a_result["libs"].get("gmm_jax", {}):
+        em = case_a_result["libs"]["gmm_jax"]["per_iter_s"]
+    else:
+        rng = np.random.default_rng(0)
+        X = jnp.asarray(_libs.make_blobs(rng, n, d, k))
+        start = _libs.make_start(rng, np.asarray(X), k, "full")
+        m = s.iters["gmm_jax"]
+        common = dict(n_components=k, covariance_type="full", tol=0.0)
+        t_m, _ = _libs.best_of(_libs.gmm_jax_prepare(X, start, max_iter=m, **common).run, s.repeats)
+        t_1, _ = _libs.best_of(_libs.gmm_jax_prepare(X, start, max_iter=1, **common).run, s.repeats)
+        em = (t_m - t_1) / (m - 1)
+    # Textbook EM for full covariances: the E-step's (x - mu_k) @ L_k and the
+    # M-step's sum_n r_nk (x - mu_k)(x - mu_k)^T are each 2*N*K*D^2 FLOPs.
+    flops = 4.0 * n * k * d * d
+    t_dot, dot_size = _square_dot_time(flops, s.repeats)
+    print(f"    dot {t_dot * 1e3:.2f} ms, EM {em * 1e3:.2f} ms: {t_dot / em:.0%}", flush=True)
+    return {"size": dict(size, covariance_type="full"), "nominal_flops": flops,
+            "dot_size": dot_size, "dot_s": t_dot, "dot_gflops": flops / t_dot / 1e9,
+            "em_per_iter_s": em, "em_nominal_gflops": flops / em / 1e9,
+            "fraction_of_matmul_speed": t_dot / em, "libs": {}}
+
+
+@case("mem", "peak memory of a full fit (fresh process), relative to the size of X")
+def case_mem(s: Settings) -> dict:
+    size = _size(s, dict(n=10_000_000, d=16, k=64), dict(n=100_000, d=8, k=8))
+    cmd = [sys.executable, "-m", "benchmarks._memory",
+           "--n", str(size["n"]), "--d", str(size["d"]), "--k", str(size["k"])]
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    if proc.returncode != 0:
+        return {"size": size, "error": proc.stderr[-2000:], "libs": {}}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"    peak {result.get('peak_over_x', float('nan')):.2f} x size of X", flush=True)
+    return {"size": size, "libs": {}, **result}
+
+
+# ------------------------------------------------------------------- targets
+
+TARGETS = {  # case -> (what, needed, measured value getter)
+    "a": [("vs scikit-learn", 12, lambda r: r["speedup"].get("sklearn")),
+          ("vs gmmx", 12, lambda r: r["speedup"].get("gmmx"))],
+    "b": [("vs scikit-learn", 4, lambda r: r["speedup"].get("sklearn"))],
+    "c": [("vs scikit-learn", 5, lambda r: r["speedup"].get("sklearn"))],
+    "d": [("vs scikit-learn", 10, lambda r: r["speedup"].get("sklearn")),
+          ("compile s (max)", -3, lambda r: r["libs"]["gmm_jax"].get("compile_s"))],
+    "e": [("vs scikit-learn loop", 50, lambda r: r["speedup"].get("sklearn"))],
+    "f": [("fraction of matmul speed", 0.4, lambda r: r.get("fraction_of_matmul_speed"))],
+    "mem": [("peak / size of X (max)", -2, lambda r: r.get("peak_over_x"))],
+}
+
+
+def _check_targets(letter: str, result: dict) -> list[dict]:
+    rows = []
+    for what, need, get in TARGETS.get(letter, []):
+        try:
+            value = get(result)
+        except (KeyError, TypeError):
+            value = None
+        met = None if value is None else (value <= -need if need < 0 else value >= need)
+        rows.append({"what": what, "target": f"<= {-need}" if need < 0 else f">= {need}",
+                     "value": value, "met": met})
+    return rows
+
+
+# ------------------------------------------------------------------- reports
+
+
+def _fmt_s(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"{x * 1e3:.2f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def _fmt(x, spec=".1f") -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def _markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        f"# gmm_jax benchmarks ({'quick' if report['quick'] else 'full'} run)",
+        "",
+        f"- when: {report['date']}; command: `{report['command']}`",
+        f"- gmm_jax ran on: {_machine.device_label(m)}; scikit-learn on the host CPU",
+        f"- OS: {m['os']}; Python {m['python']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+        + f"; gmm_jax commit {m['gmm_jax_commit']}",
+        "- float32 data; per-iteration = (t(max_iter=M) − t(max_iter=1)) / (M − 1), tol=0, "
+        f"identical starting parameters, best of {report['repeats']} repeats; compile timed separately.",
+        "",
+        "## Summary",
+        "",
+        "| case | measure | target | value | met |",
+        "|---|---|---|---|---|",
+    ]
+    for letter, res in report["cases"].items():
+        for row in res.get("targets", []):
+            value = row["value"]
+            shown = "–" if value is None else (f"{value:.0%}" if "fraction" in row["what"]
+                                                else f"{value:.2f}")
+            met = {True: "yes", False: "**no**", None: "–"}[row["met"]]
+            lines.append(f"| {letter} | {row['what']} | {row['target']} | {shown} | {met} |")
+    for letter, res in report["cases"].items():
+        lines += ["", f"## Case {letter}: {res['title']}", "", f"size: `{json.dumps(res.get('size'))}`", ""]
+        libs = res.get("libs", {})
+        if libs:
+            lines += ["| library | time | compile | n_iter | mean log-lik. (same scorer) | gmm_jax speed-up |",
+                      "|---|---|---|---|---|---|"]
+            for lib, r in libs.items():
+                if "skipped" in r or "error" in r:
+                    lines.append(f"| {lib} | {r.get('skipped') or r.get('error')} | | | | |")
+                    continue
+                t = r.get("per_iter_s", r.get("fit_s"))
+                if "per_iter_s" in r:
+                    unit = " / iter"
+                elif "datasets" in res.get("size", {}):
+                    unit = f" / {res['size']['datasets']} fits"
+                else:
+                    unit = " / fit"
+                n_iter = r.get("n_iter", r.get("mean_n_iter", r.get("M")))
+                ll = r.get("final_mean_log_likelihood", r.get("mean_log_likelihood_after_1_iter"))
+                speedup = res.get("speedup", {}).get(lib)
+                label = f"{lib} ({r['note']})" if r.get("note") else lib
+                lines.append(
+                    f"| {label} | {_fmt_s(t)}{unit} | {_fmt_s(r.get('compile_s'))} | {_fmt(n_iter, 'g')} "
+                    f"| {_fmt(ll, '.5f')} | {_fmt(speedup, '.1f')}{'×' if speedup else ''} |")
+        if any("per_iter_s" in r for r in libs.values()):
+            lines += ["", "n_iter is M, the longer of the two timed fits; the log-likelihood is that of "
+                      "each library's parameters after one EM iteration from the common start."]
+        if letter == "f" and "dot_s" in res:
+            lines += [f"- plain `jnp.dot` {res['dot_size']}² × {res['dot_size']}² float32 "
+                      f"({res['nominal_flops'] / 1e9:.1f} GFLOP = 4·N·K·D²): {_fmt_s(res['dot_s'])} "
+                      f"({res['dot_gflops']:.0f} GFLOP/s)",
+                      f"- one gmm_jax EM iteration of case a: {_fmt_s(res['em_per_iter_s'])} "
+                      f"({res['em_nominal_gflops']:.0f} nominal GFLOP/s) → "
+                      f"**{res['fraction_of_matmul_speed']:.0%} of matrix-product speed**"]
+        if letter == "mem" and "peak_over_x" in res:
+            lines += [f"- X: {res['x_bytes'] / 2**20:.0f} MiB; peak during fit: {res['peak_bytes'] / 2**20:.0f} MiB "
+                      f"= **{res['peak_over_x']:.2f} × X** ({res['method']}); "
+                      f"max_iter={res['max_iter']}, default init, {res['fit_seconds']:.1f} s"]
+        if "error" in res:
+            lines += ["```", res["error"], "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _readme_section(report: dict) -> str:
+    m, c = report["machine"], report["cases"]
+
+    def sp(letter, lib="sklearn"):
+        v = c.get(letter, {}).get("speedup", {}).get(lib)
+        return "–" if v is None else f"**{v:.1f}×**"
+
+    def t(letter, lib):
+        r = c.get(letter, {}).get("libs", {}).get(lib, {})
+        return _fmt_s(r.get("per_iter_s", r.get("fit_s")))
+
+    rows = [
+        ("a", "full, N=10⁶, D=16, K=16, per EM iteration"),
+        ("b", "diag, N=10⁶, D=64, K=64, per EM iteration"),
+        ("c", "full, N=10⁵, D=8, K=8, n_init=8, whole fit"),
+        ("d", "seed: N=500, D=2, K=3, 100 iterations (compiled)"),
+        ("e", "1,000 seed-sized fits: one `vmap` vs a loop"),
+    ]
+    lines = [
+        "## Performance",
+        "",
+        f"Same process, same float32 data, same starting parameters; {_machine.device_label(m)}, "
+        f"jax {m['versions']['jax']}, scikit-learn {m['versions']['scikit-learn']}, gmmx {m['versions']['gmmx']}.",
+        "",
+        "| case | gmm_jax | scikit-learn | gmmx | speed-up vs sklearn | vs gmmx |",
+        "|---|---|---|---|---|---|",
+    ]
+    for letter, title in rows:
+        if letter in c:
+            lines.append(f"| {title} | {t(letter, 'gmm_jax')} | {t(letter, 'sklearn')} | {t(letter, 'gmmx')} "
+                         f"| {sp(letter)} | {sp(letter, 'gmmx')} |")
+    extra = []
+    if "d" in c:
+        extra.append(f"case d compiles in {c['d']['libs']['gmm_jax']['compile_s']:.1f} s")
+    if "f" in c and "fraction_of_matmul_speed" in c["f"]:
+        extra.append(f"one EM iteration of case a runs at {c['f']['fraction_of_matmul_speed']:.0%} of the "
+                     f"speed of a plain `jnp.dot` doing the same 4·N·K·D² FLOPs")
+    if "mem" in c and "peak_over_x" in c["mem"]:
+        extra.append(f"a full fit with N=10⁷, D=16, K=64 peaks at {c['mem']['peak_over_x']:.2f}× the size of X")
+    if extra:
+        text = "; ".join(extra)
+        lines += ["", text[0].upper() + text[1:] + "."]
+    lines += ["", f"Measured {report['date']} at gmm_jax commit {m['gmm_jax_commit']}. "
+              "Reproduce with `pip install -e .[bench]` then `python -m benchmarks.run` "
+              "(full tables with every raw time and the issue's targets: `benchmarks/results/`; "
+              "method: `benchmarks/README.md`)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes; a smoke test in seconds")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma list from {','.join(CASES)}")
+    parser.add_argument("--repeats", type=int, default=None, help="best-of repeats (default 3, quick 2)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results folder (default benchmarks/results, quick: benchmarks/results/quick)")
+    parser.add_argument("--render", type=Path, default=None,
+                        help="only rewrite the Markdown of a saved JSON report, running nothing")
+    args = parser.parse_args(argv)
+    if args.render:
+        render(args.render)
+        return json.loads(args.render.read_text())
+
+    letters = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in letters if c not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
+    s = _settings(args.quick, args.repeats)
+    machine = _machine.describe()
+    report = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "quick": s.quick, "repeats": s.repeats, "machine": machine, "cases": {}}
+    for letter in letters:
+        title, fn = CASES[letter]
+        print(f"case {letter}: {title}", flush=True)
+        t0 = time.perf_counter()
+        result = fn(s, report["cases"].get("a")) if letter == "f" else fn(s)
+        result["title"] = title
+        result["targets"] = [] if s.quick else _check_targets(letter, result)
+        result["case_wall_s"] = time.perf_counter() - t0
+        report["cases"][letter] = result
+
+    out = args.out or (RESULTS / "quick" if s.quick else RESULTS)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = machine["jax_backend"] if machine["jax_backend"] == "cpu" else \
+        machine["jax_devices"][0].split(":", 1)[1].replace(" ", "-").lower()
+    (out / f"{tag}.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    (out / f"{tag}.md").write_text(_markdown(report))
+    if not s.quick and set("abcdef") <= set(letters):
+        (out / "README_performance_section.md").write_text(_readme_section(report))
+    print(f"wrote {out / (tag + '.md')}", flush=True)
+    return report
+
+
+def render(json_file: Path) -> None:
+    """Rewrite the Markdown reports of a saved run (``python -m benchmarks.run --render FILE``)."""
+    report = json.loads(json_file.read_text())
+    json_file.with_suffix(".md").write_text(_markdown(report))
+    if not report["quick"] and set("abcdef") <= set(report["cases"]):
+        (json_file.parent / "README_performance_section.md").write_text(_readme_section(report))
+
+
+if __name__ == "__main__":
+    main()

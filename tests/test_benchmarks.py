@@ -1,0 +1,38 @@
+"""The benchmark runner works end to end on a tiny case (timings are not checked)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("gmmx")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_benchmark_runner_quick_mode_writes_json_and_markdown(tmp_path):
+    # A fresh process: the runner must not depend on the suite's x64 settings.
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--cases", "d", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (json_file,) = tmp_path.glob("*.json")
+    report = json.loads(json_file.read_text())
+    assert report["quick"] and report["machine"]["cpu_cores"] >= 1
+    libs = report["cases"]["d"]["libs"]
+    assert set(libs) == {"gmm_jax", "sklearn", "gmmx"}
+    for name, result in libs.items():
+        assert result["n_iter"] == 100, name
+        assert result["fit_s"] > 0, name
+    # Identical data and starting parameters: the three fits agree.
+    lls = [r["final_mean_log_likelihood"] for r in libs.values()]
+    assert max(lls) - min(lls) < 1e-3
+    assert libs["gmm_jax"]["compile_s"] > 0
+    assert report["cases"]["d"]["speedup"]["sklearn"] > 0
+    markdown = json_file.with_suffix(".md").read_text()
+    assert "Case d" in markdown and "gmm_jax" in markdown
