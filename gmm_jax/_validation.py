@@ -8,6 +8,7 @@ problems through ``FitResult.status`` instead.
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import jax
@@ -17,6 +18,22 @@ import numpy as np
 from gmm_jax._covariance import COVARIANCE_TYPES
 
 INITS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+def _eager(check):
+    """Runs ``check`` with JAX operations on concrete arrays evaluated at once.
+
+    Inside a user's ``jit``, an array captured from outside is concrete, but
+    ``jnp.isfinite(X)`` on it would be staged into the trace; evaluating
+    eagerly lets the value checks still run instead of failing on a tracer.
+    """
+
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs):
+        with jax.ensure_compile_time_eval():
+            return check(*args, **kwargs)
+
+    return wrapper
 
 
 def is_concrete(x) -> bool:
@@ -66,6 +83,7 @@ def host_float_array(x, name: str):
     return x.astype(jax.dtypes.canonicalize_dtype(dtype), copy=False)
 
 
+@_eager
 def check_data(X, name: str = "X", min_samples: int = 1):
     """Validates a data matrix ``(n_samples, n_features)``; returns a float array."""
     X = as_float_array(X, name)
@@ -84,6 +102,7 @@ def check_data(X, name: str = "X", min_samples: int = 1):
     return X
 
 
+@_eager
 def check_sample_weight(sample_weight, n_samples: int, dtype):
     """Validates ``sample_weight`` of shape ``(n_samples,)``; ``None`` means ones."""
     if sample_weight is None:
@@ -150,6 +169,7 @@ def expected_factor_shape(covariance_type, n_components, n_features):
     }[covariance_type]
 
 
+@_eager
 def check_parameter_arrays(weights, means, third, covariance_type, what):
     """Checks the arrays given to a ``GMMParams`` constructor; returns them as arrays."""
     check_covariance_type(covariance_type)
@@ -183,6 +203,7 @@ def check_parameter_arrays(weights, means, third, covariance_type, what):
     return weights, means, third
 
 
+@_eager
 def check_finite_factor(precisions_cholesky, what):
     if is_concrete(precisions_cholesky) and not bool(jnp.all(jnp.isfinite(precisions_cholesky))):
         raise ValueError(

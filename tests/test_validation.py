@@ -112,3 +112,11 @@ def test_value_checks_are_skipped_under_a_transformation_but_shape_checks_are_no
     assert np.isfinite(result.lower_bound[0])
     with pytest.raises(ValueError, match="X must be 2-D"):
         jax.vmap(lambda x: gmm.fit(KEY, x, 2))(batched[:, :, 0])
+
+
+def test_value_checks_still_run_on_arrays_captured_by_a_users_jit():
+    # X is closed over, so it is concrete while fit is traced: the check runs.
+    fitted = jax.jit(lambda k: gmm.fit(k, X, 2, max_iter=5).lower_bound)(KEY)
+    assert np.isfinite(fitted)
+    with pytest.raises(ValueError, match="X contains 1 NaN or infinite"):
+        jax.jit(lambda k: gmm.fit(k, X_NAN, 2, max_iter=5))(KEY)
