@@ -49,25 +49,8 @@ def _float_dtype(x):
     return jax.dtypes.canonicalize_dtype(float)  # float32, or float64 under jax_enable_x64
 
 
-def as_float_array(x, name: str):
-    """Converts ``x`` to a floating JAX array, keeping float32/float64 as given."""
-    if isinstance(x, (str, bytes)) or x is None:
-        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}.")
-    if not isinstance(x, jax.Array):
-        try:
-            x = np.asarray(x)
-        except Exception as err:  # ragged nested lists and the like
-            raise TypeError(f"{name} must be an array of numbers; could not convert it: {err}") from None
-        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-            raise TypeError(f"{name} must be an array of numbers, got an array of dtype {x.dtype}.")
-    if jnp.issubdtype(x.dtype, jnp.complexfloating):
-        raise TypeError(f"{name} must be real, got dtype {x.dtype}.")
-    return jnp.asarray(x, dtype=_float_dtype(x))
-
-
-def host_float_array(x, name: str):
-    """Like :func:`as_float_array` but stays on the host (NumPy): for data that must not
-    be copied to a device whole (streamed batches, rows about to be sharded)."""
+def _host_numbers(x, name: str) -> np.ndarray:
+    """``x`` as a real NumPy array of numbers, or a ``TypeError`` naming ``name``."""
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}.")
     try:
@@ -78,6 +61,23 @@ def host_float_array(x, name: str):
         raise TypeError(f"{name} must be an array of numbers, got an array of dtype {x.dtype}.")
     if np.issubdtype(x.dtype, np.complexfloating):
         raise TypeError(f"{name} must be real, got dtype {x.dtype}.")
+    return x
+
+
+def as_float_array(x, name: str):
+    """Converts ``x`` to a floating JAX array, keeping float32/float64 as given."""
+    if isinstance(x, jax.Array):
+        if jnp.issubdtype(x.dtype, jnp.complexfloating):
+            raise TypeError(f"{name} must be real, got dtype {x.dtype}.")
+    else:
+        x = _host_numbers(x, name)
+    return jnp.asarray(x, dtype=_float_dtype(x))
+
+
+def host_float_array(x, name: str):
+    """Like :func:`as_float_array` but stays on the host (NumPy): for data that must not
+    be copied to a device whole (streamed batches, rows about to be sharded)."""
+    x = _host_numbers(x, name)
     # float32 stays float32; float64 needs jax_enable_x64, as everywhere in gmm_jax.
     dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
     return x.astype(jax.dtypes.canonicalize_dtype(dtype), copy=False)
