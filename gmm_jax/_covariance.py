@@ -152,6 +152,15 @@ class Full:
     """A full ``(D, D)`` covariance per component. Factor shape ``(K, D, D)``."""
 
     @staticmethod
+    def select_features(cov, idx):
+        return cov[:, idx[:, None], idx[None, :]]
+
+    @staticmethod
+    def dense(cov, n_components, n_features):
+        del n_components, n_features
+        return cov
+
+    @staticmethod
     def factor_from_covariances(cov):
         return _factor_from_matrix(cov)
 
@@ -260,6 +269,14 @@ class Full:
 class Tied:
     """One full ``(D, D)`` covariance shared by all components. Factor ``(D, D)``."""
 
+    @staticmethod
+    def select_features(cov, idx):
+        return cov[idx[:, None], idx[None, :]]
+
+    @staticmethod
+    def dense(cov, n_components, n_features):
+        return jnp.broadcast_to(cov, (n_components, n_features, n_features))
+
     factor_from_covariances = staticmethod(_factor_from_matrix)
     covariances_from_factor = staticmethod(_matrix_from_factor)
     precisions_from_factor = staticmethod(Full.precisions_from_factor)
@@ -320,6 +337,15 @@ class Tied:
 
 class Diag:
     """A diagonal covariance per component, stored as ``(K, D)`` variances."""
+
+    @staticmethod
+    def select_features(cov, idx):
+        return cov[:, idx]
+
+    @staticmethod
+    def dense(cov, n_components, n_features):
+        del n_components
+        return cov[:, :, None] * jnp.eye(n_features, dtype=cov.dtype)[None]
 
     @staticmethod
     def factor_from_covariances(cov):
@@ -410,6 +436,16 @@ class Diag:
 class Spherical:
     """One variance per component, stored as ``(K,)``."""
 
+    @staticmethod
+    def select_features(cov, idx):
+        del idx  # one variance per component, whatever the features
+        return cov
+
+    @staticmethod
+    def dense(cov, n_components, n_features):
+        del n_components
+        return cov[:, None, None] * jnp.eye(n_features, dtype=cov.dtype)[None]
+
     factor_from_covariances = staticmethod(Diag.factor_from_covariances)
     covariances_from_factor = staticmethod(Diag.covariances_from_factor)
     precisions_from_factor = staticmethod(Diag.precisions_from_factor)
@@ -491,6 +527,16 @@ def log_gaussian_prob(X, means, precisions_cholesky, covariance_type):
     maha = model.mahalanobis(X, means, precisions_cholesky)
     log_det = model.log_det_factor(precisions_cholesky, n_features)  # (K,) or () for tied
     return -0.5 * (n_features * _LOG_2PI + maha) + jnp.reshape(log_det, (1, -1))
+
+
+def select_features(covariances, covariance_type, idx):
+    """Covariances of the marginal over features ``idx`` (``(d,)`` ints), same type and layout."""
+    return covariance_model(covariance_type).select_features(covariances, idx)
+
+
+def dense_covariances(covariances, covariance_type, n_components, n_features):
+    """Covariances of any type as full matrices: ``(K, D, D)``."""
+    return covariance_model(covariance_type).dense(covariances, n_components, n_features)
 
 
 def n_covariance_parameters(covariance_type, n_components, n_features):

@@ -27,7 +27,7 @@ import numpy as np
 from matplotlib.patches import Ellipse
 from matplotlib.ticker import MaxNLocator
 
-from gmm_jax import GMMParams, log_prob
+from gmm_jax import GMMParams, _covariance, log_prob
 from gmm_jax.metrics import clustering_accuracy
 
 __all__ = [
@@ -67,16 +67,7 @@ def marginal(params: GMMParams, features: Sequence[int]) -> GMMParams:
       ([[2.0, 0.0], [7.0, 5.0]], [[3.0, 1.0], [6.0, 4.0]])
     """
     idx = _check_features(features, params.n_features, at_least=1)
-    cov = params.covariances
-    # One branch per covariance type, on sklearn's storage shapes.
-    if params.covariance_type == "full":        # (K, D, D)
-        sub = cov[:, idx[:, None], idx[None, :]]
-    elif params.covariance_type == "tied":      # (D, D)
-        sub = cov[idx[:, None], idx[None, :]]
-    elif params.covariance_type == "diag":      # (K, D)
-        sub = cov[:, idx]
-    else:                                       # spherical (K,): unchanged
-        sub = cov
+    sub = _covariance.select_features(params.covariances, params.covariance_type, jnp.asarray(idx))
     return GMMParams.from_covariances(
         params.weights, params.means[:, idx], sub,
         covariance_type=params.covariance_type)
@@ -470,15 +461,9 @@ def _check_features(features: Sequence[int], n_features: int, *,
 
 def _dense_covariances(params: GMMParams) -> np.ndarray:
     """Every covariance type as (n_components, n_features, n_features)."""
-    cov = np.asarray(params.covariances, dtype=np.float64)
-    k, d = params.n_components, params.n_features
-    if params.covariance_type == "full":
-        return cov
-    if params.covariance_type == "tied":
-        return np.broadcast_to(cov, (k, d, d))
-    if params.covariance_type == "diag":
-        return cov[:, :, None] * np.eye(d)[None, :, :]
-    return cov[:, None, None] * np.eye(d)[None, :, :]
+    dense = _covariance.dense_covariances(
+        params.covariances, params.covariance_type, params.n_components, params.n_features)
+    return np.asarray(dense, dtype=np.float64)
 
 
 def _decorate(ax: Any, features: tuple, title: str | None) -> None:
