@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _covariance, _rows, _validation
+from gmm_jax import _covariance, _loops, _rows, _validation
 from gmm_jax._likelihood import centred_weighted_log_prob, weighted_log_prob
 from gmm_jax._params import GMMParams
 
@@ -183,27 +183,34 @@ def _print_progress(iteration, log_likelihood, change):
 
 
 def run_em(params: GMMParams, X, w, *, max_iter, tol, reg_covar, chunk_size=None, center=None, verbose=False) -> FitResult:
-    """EM from ``params`` as a ``lax.scan`` over ``max_iter`` iterations (traceable).
+    """EM from ``params`` for at most ``max_iter`` iterations (traceable).
 
-    Stops updating once the change of the mean log-likelihood is below ``tol``
-    (scikit-learn's rule: the parameters after the converging M-step are kept).
-    A finished fit skips the remaining iterations with ``lax.cond``; under
-    ``vmap`` both branches run, which costs the same as not converging.
+    Stops once the change of the mean log-likelihood is below ``tol``
+    (scikit-learn's rule: the parameters after the converging M-step are
+    kept). The loop is a ``while_loop`` that stops at convergence, under
+    ``vmap`` too (``_loops.while_loop`` compacts the batch as fits finish).
+    A ``while_loop`` cannot be reverse-differentiated, so derivatives (a
+    ``custom_jvp``) come from the same iterations written as a ``lax.scan``
+    over ``max_iter`` steps that skips the finished ones with ``lax.cond``:
+    ``jax.grad``, ``jax.jacfwd`` and ``jax.hessian`` of a fit all work.
     """
     dtype = X.dtype
     int32 = jnp.int32
-    start_ok = all_finite(params)
-    init = (
-        params,
-        jnp.asarray(-jnp.inf, dtype),  # previous log-likelihood
-        ~start_ok,  # done
-        jnp.asarray(False),  # converged
-        jnp.zeros((), int32),  # n_iter
-        jnp.where(start_ok, STATUS_OK, STATUS_NON_FINITE).astype(int32),
-        jnp.zeros((), int32),  # n_empty
-    )
 
-    def iterate(carry, i):
+    def start(params):
+        start_ok = all_finite(params)
+        return (
+            params,
+            jnp.asarray(-jnp.inf, dtype),  # previous log-likelihood
+            ~start_ok,  # done
+            jnp.asarray(False),  # converged
+            jnp.zeros((), int32),  # n_iter
+            jnp.where(start_ok, STATUS_OK, STATUS_NON_FINITE).astype(int32),
+            jnp.zeros((), int32),  # n_empty
+        )
+
+    def iterate(data, carry, i):
+        X, w, tol, reg_covar, center = data
         params, prev_ll, _, _, n_iter, status, n_empty = carry
         ll, new, new_empty = em_iteration(params, X, w, reg_covar, chunk_size, center)
         ok = all_finite(new) & jnp.isfinite(ll)
@@ -222,11 +229,40 @@ def run_em(params: GMMParams, X, w, *, max_iter, tol, reg_covar, chunk_size=None
             jnp.where(ok, new_empty, n_empty),
         )
 
-    def step(carry, i):
-        carry = jax.lax.cond(carry[2], lambda c, _: c, iterate, carry, i)
-        return carry, carry[1]
+    def scanned(params, *data):
+        def step(carry, i):
+            carry = jax.lax.cond(carry[2], lambda c, _: c, lambda c, i: iterate(data, c, i), carry, i)
+            return carry, carry[1]
 
-    carry, trace = jax.lax.scan(step, init, jnp.arange(max_iter, dtype=int32))
+        return jax.lax.scan(step, start(params), jnp.arange(max_iter, dtype=int32))
+
+    def looped(params, *data):
+        def running(data, state):
+            carry, i, _ = state
+            return ~carry[2] & (i < max_iter)
+
+        def body(data, state):
+            carry, i, trace = state
+            carry = iterate(data, carry, i)
+            return carry, i + 1, trace.at[i].set(carry[1])
+
+        init = (start(params), jnp.zeros((), int32), jnp.zeros((max_iter,), dtype))
+        carry, n_run, trace = _loops.while_loop(running, body, data, init)
+        # As the scan's: entries after the last iteration repeat its value.
+        return carry, jnp.where(jnp.arange(max_iter) < n_run, trace, carry[1])
+
+    @jax.custom_jvp
+    def em(params, *data):
+        return looped(params, *data)
+
+    @em.defjvp
+    def em_jvp(primals, tangents):
+        return jax.jvp(scanned, primals, tangents)
+
+    if max_iter == 0:
+        carry, trace = start(params), jnp.zeros((0,), dtype)
+    else:
+        carry, trace = em(params, X, w, tol, reg_covar, center)
     params, lower_bound, _, converged, n_iter, status, n_empty = carry
     if max_iter == 0:
         stats = accumulate_statistics(params, X, w, chunk_size, center)

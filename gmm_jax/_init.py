@@ -14,20 +14,43 @@ import math
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _em, _rows, _validation
+from gmm_jax import _covariance, _em, _loops, _rows, _validation
 from gmm_jax._params import GMMParams
 
 __all__ = ["kmeans", "kmeans_plusplus", "initialize"]
 
 
-def _squared_distances(X, centers):
-    """``|x_n - c_k|^2`` as matrix products: ``(N, K)`` (for nearest-centre search)."""
-    d = jnp.sum(X * X, axis=1, keepdims=True) - 2.0 * X @ centers.T + jnp.sum(centers * centers, axis=1)[None]
-    return jnp.maximum(d, 0.0)
+# Up to this many features, exact distances are summed feature by feature,
+# with the rows on the fast axis. A (rows, D) layout with a short minor axis
+# wastes the vector units (3x slower for 100k x 8 rows), and under vmap
+# (thousands of small fits) tiny matrix products become thousands of separate
+# GEMM calls (15x slower for 1,000 datasets of 500 x 2).
+_FEATURE_LOOP_D = 16
+
+
+def _squared_distances(X, points):
+    """``|x_n - p_t|^2`` as ``(T, N)`` (point-major), exact: explicit differences."""
+    if X.shape[1] <= _FEATURE_LOOP_D:
+        return sum((X[:, i][None, :] - points[:, i][:, None]) ** 2 for i in range(X.shape[1]))
+    return jnp.sum((X[None, :, :] - points[:, None, :]) ** 2, axis=2)
 
 
 def _nearest(X, centers):
-    return jnp.argmin(_squared_distances(X, centers), axis=1)
+    """``(N,)`` index of the nearest centre of each row (``X`` centred near the data mean)."""
+    if X.shape[1] <= _covariance._SMALL_D:
+        return jnp.argmin(_squared_distances(X, centers), axis=0)
+    # |c|^2 - 2 c.x (|x|^2 does not change the argmin) as one matrix product.
+    return jnp.argmin(jnp.sum(centers * centers, axis=1)[:, None] - 2.0 * centers @ X.T, axis=0)
+
+
+def _label_sums(X, w, labels, n_clusters):
+    """Weighted counts ``(K,)`` and row sums ``(K, D)`` of the rows with each label."""
+    onehot = (labels[None, :] == jnp.arange(n_clusters)[:, None]).astype(X.dtype) * w[None, :]  # (K, N)
+    if X.shape[1] <= _covariance._SMALL_D:
+        sums = jnp.stack([onehot @ X[:, i] for i in range(X.shape[1])], axis=1)
+    else:
+        sums = onehot @ X
+    return onehot.sum(axis=1), sums
 
 
 def _sample_index(key, p, shape=(), chunk_size=None):
@@ -61,11 +84,6 @@ def _sample_distinct(key, w, n, chunk_size=None):
     return idx
 
 
-def _exact_squared_distances(X, points):
-    """``|x_n - p_t|^2`` by explicit differences: ``(N, T)``; exact for nearby points."""
-    return jnp.sum((X[:, None, :] - points[None, :, :]) ** 2, axis=2)
-
-
 def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
     """Greedy k-means++ seeding (Arthur & Vassilvitskii; scikit-learn's variant).
 
@@ -82,7 +100,7 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
     first = _sample_index(first_key, w, chunk_size=chunk_size)
     # take_rows, not X[i]: indexing a row-sharded X would gather it onto every device.
     first_row = _rows.take_rows(X, first, chunk_size)
-    closest = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, first_row[None])[:, 0], X, chunk_size)
+    closest = _rows.map_over_rows(lambda Xc: _squared_distances(Xc, first_row[None])[0], X, chunk_size)
     centers = jnp.zeros((n_clusters, X.shape[1]), X.dtype).at[0].set(first_row)
 
     def add_center(carry, inputs):
@@ -99,10 +117,10 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
         # (closest travels with the rows): memory stays O(N), never (N, trials).
         def potential_with(Xc, wc_near, _):
             wc, near = wc_near
-            return wc @ jnp.minimum(near[:, None], _exact_squared_distances(Xc, candidate_rows))
+            return jnp.minimum(near[None, :], _squared_distances(Xc, candidate_rows)) @ wc
 
         best_row = candidate_rows[jnp.argmin(_rows.sum_over_rows(potential_with, X, (w, closest), chunk_size))]
-        d = _rows.map_over_rows(lambda Xc: _exact_squared_distances(Xc, best_row[None])[:, 0], X, chunk_size)
+        d = _rows.map_over_rows(lambda Xc: _squared_distances(Xc, best_row[None])[0], X, chunk_size)
         return (centers.at[c].set(best_row), jnp.minimum(closest, d)), None
 
     steps = (jnp.arange(1, n_clusters), jax.random.split(key, n_clusters - 1))
@@ -113,28 +131,31 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
 def _lloyd(X, w, centers, max_iter: int, tol, chunk_size, center=None):
     """Lloyd iterations until the squared centre shift is below ``tol``; empty clusters keep their centre.
 
-    ``centers`` are in coordinates centred at ``center`` (rows are centred chunk by chunk).
+    ``centers`` are in coordinates centred at ``center`` (rows are centred
+    chunk by chunk). Stops at convergence, under ``vmap`` too (see ``_loops``).
     """
-    X = jax.lax.stop_gradient(X)
 
-    def update(centers):
+    def update(data, centers):
+        X, w, center, _ = data
+
         def chunk(Xc, wc, _):
-            onehot = jax.nn.one_hot(_nearest(Xc, centers), centers.shape[0], dtype=Xc.dtype) * wc[:, None]
-            return onehot.sum(axis=0), onehot.T @ Xc
+            return _label_sums(Xc, wc, _nearest(Xc, centers), centers.shape[0])
 
         counts, sums = _rows.sum_over_rows(chunk, X, w, chunk_size, center)
         return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1e-30)[:, None], centers)
 
-    def cond(state):
+    def running(data, state):
         _, shift, i = state
-        return (i < max_iter) & (shift > tol)
+        return (i < max_iter) & (shift > data[3])
 
-    def body(state):
+    def body(data, state):
         centers, _, i = state
-        new = update(centers)
+        new = update(data, centers)
         return new, jnp.sum((new - centers) ** 2), i + 1
 
-    centers, _, _ = jax.lax.while_loop(cond, body, (centers, jnp.asarray(jnp.inf, X.dtype), 0))
+    data = (jax.lax.stop_gradient(X), w, center, tol)  # passed, not closed over: see _loops
+    init = (centers, jnp.asarray(jnp.inf, X.dtype), jnp.zeros((), jnp.int32))
+    centers, _, _ = _loops.while_loop(running, body, data, init)
     return centers
 
 
