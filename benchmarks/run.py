@@ -3,6 +3,7 @@
     python -m benchmarks.run                 # every case, full sizes
     python -m benchmarks.run --quick         # tiny sizes, seconds
     python -m benchmarks.run --cases a,d,f   # a subset
+    python -m benchmarks.run --scale large   # accelerator sizes: a/f at N=10^7, D=32, K=64; e at 10,000 datasets
 
 Writes ``<out>/<device>.json`` and ``<out>/<device>.md`` (and, for a full run,
 ``README_performance_section.md``). Per-iteration cost is
@@ -40,16 +41,25 @@ class Settings:
     repeats: int
     # Iterations timed per library: enough that (M - 1) iterations dwarf timer noise.
     iters: dict
+    large: bool = False  # accelerator sizes for cases a, e and f
 
 
-def _settings(quick: bool, repeats: int | None) -> Settings:
+def _settings(quick: bool, repeats: int | None, large: bool = False) -> Settings:
     if quick:
         return Settings(True, repeats or 2, {"gmm_jax": 6, "sklearn": 3, "gmmx": 3})
+    if large:  # one scikit-learn iteration takes many seconds at these sizes
+        return Settings(False, repeats or 3, {"gmm_jax": 11, "sklearn": 3, "gmmx": 3}, large=True)
     return Settings(False, repeats or 3, {"gmm_jax": 21, "sklearn": 5, "gmmx": 5})
 
 
-def _size(s: Settings, full: dict, quick: dict) -> dict:
-    return quick if s.quick else full
+def _size(s: Settings, full: dict, quick: dict, large: dict | None = None) -> dict:
+    if s.quick:
+        return quick
+    return large if (s.large and large is not None) else full
+
+
+# Case a's size at --scale large (the issue's accelerator size), shared with case f.
+_LARGE_A = dict(n=10_000_000, d=32, k=64)
 
 
 # ---------------------------------------------------------------- case helpers
@@ -69,6 +79,8 @@ def _per_iteration(s: Settings, *, n: int, d: int, k: int, covariance_type: str)
         m = s.iters[lib]
         data = X if lib == "sklearn" else X_dev
         common = dict(n_components=k, covariance_type=covariance_type, tol=0.0)
+        if lib == "sklearn" and s.large:
+            common["threads"] = None  # one iteration takes seconds: no thread-count probe
         try:
             prep_1 = _libs.PREPARE[lib](data, start, max_iter=1, **common)
             if lib == "sklearn":  # the thread count that prep_1 found fastest
@@ -121,7 +133,7 @@ def case(letter: str, title: str):
 
 @case("a", "full covariance, per EM iteration")
 def case_a(s: Settings) -> dict:
-    return _per_iteration(s, **_size(s, dict(n=1_000_000, d=16, k=16), dict(n=20_000, d=8, k=4)),
+    return _per_iteration(s, **_size(s, dict(n=1_000_000, d=16, k=16), dict(n=20_000, d=8, k=4), _LARGE_A),
                           covariance_type="full")
 
 
@@ -185,7 +197,7 @@ def case_e(s: Settings) -> dict:
     from sklearn.mixture import GaussianMixture
     from threadpoolctl import threadpool_limits
 
-    b, n, d, k = (20 if s.quick else 1000), 500, 2, 3
+    b, n, d, k = (20 if s.quick else 10_000 if s.large else 1000), 500, 2, 3
     rng = np.random.default_rng(3)
     Xs = np.stack([_libs.make_blobs(rng, n, d, k) for _ in range(b)])
     keys = jax.random.split(jax.random.key(0), b)
@@ -240,7 +252,7 @@ def _square_dot_time(flops: float, repeats: int) -> tuple[float, int]:
 
 @case("f", "roofline: case a's FLOPs as one plain jnp.dot vs one EM iteration")
 def case_f(s: Settings, case_a_result: dict | None = None) -> dict:
-    size = _size(s, dict(n=1_000_000, d=16, k=16), dict(n=20_000, d=8, k=4))
+    size = _size(s, dict(n=1_000_000, d=16, k=16), dict(n=20_000, d=8, k=4), _LARGE_A)
     n, d, k = size["n"], size["d"], size["k"]
     if case_a_result and "per_iter_s" in case_a_result["libs"].get("gmm_jax", {}):
         em = case_a_result["libs"]["gmm_jax"]["per_iter_s"]
@@ -441,6 +453,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny sizes; a smoke test in seconds")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma list from {','.join(CASES)}")
     parser.add_argument("--repeats", type=int, default=None, help="best-of repeats (default 3, quick 2)")
+    parser.add_argument("--scale", choices=("default", "large"), default="default",
+                        help="large: cases a and f at N=10^7, D=32, K=64 and case e with 10,000 datasets "
+                             "(for an accelerator; results are written as <device>-large.*)")
     parser.add_argument("--out", type=Path, default=None,
                         help="results folder (default benchmarks/results, quick: benchmarks/results/quick)")
     parser.add_argument("--render", type=Path, default=None,
@@ -454,11 +469,11 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [c for c in letters if c not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
-    s = _settings(args.quick, args.repeats)
+    s = _settings(args.quick, args.repeats, large=args.scale == "large")
     machine = _machine.describe()
     report = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
               "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "quick": s.quick, "repeats": s.repeats, "machine": machine, "cases": {}}
+              "quick": s.quick, "scale": args.scale, "repeats": s.repeats, "machine": machine, "cases": {}}
     for letter in letters:
         title, fn = CASES[letter]
         print(f"case {letter}: {title}", flush=True)
@@ -473,10 +488,12 @@ def main(argv: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     tag = machine["jax_backend"] if machine["jax_backend"] == "cpu" else \
         machine["jax_devices"][0].split(":", 1)[1].replace(" ", "-").lower()
+    if s.large:
+        tag += "-large"
     (out / f"{tag}.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     (out / f"{tag}.md").write_text(_markdown(report))
-    if not s.quick and set("abcdef") <= set(letters):
-        (out / "README_performance_section.md").write_text(_readme_section(report))
+    if not s.quick and not s.large and set("abcdef") <= set(letters):
+        (out / _readme_section_name(machine)).write_text(_readme_section(report))
     print(f"wrote {out / (tag + '.md')}", flush=True)
     return report
 
@@ -485,8 +502,14 @@ def render(json_file: Path) -> None:
     """Rewrite the Markdown reports of a saved run (``python -m benchmarks.run --render FILE``)."""
     report = json.loads(json_file.read_text())
     json_file.with_suffix(".md").write_text(_markdown(report))
-    if not report["quick"] and set("abcdef") <= set(report["cases"]):
-        (json_file.parent / "README_performance_section.md").write_text(_readme_section(report))
+    if not report["quick"] and report.get("scale", "default") == "default" and set("abcdef") <= set(report["cases"]):
+        (json_file.parent / _readme_section_name(report["machine"])).write_text(_readme_section(report))
+
+
+def _readme_section_name(machine: dict) -> str:
+    """The CPU run's table is the README's; an accelerator run gets its own file."""
+    backend = machine["jax_backend"]
+    return "README_performance_section.md" if backend == "cpu" else f"README_performance_section_{backend}.md"
 
 
 if __name__ == "__main__":
