@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from gmm_jax import _covariance, _loops, _rows, _validation
+from gmm_jax._precision import float32_matmuls
 from gmm_jax._likelihood import centred_weighted_log_prob, weighted_log_prob
 from gmm_jax._params import GMMParams
 
@@ -275,6 +276,7 @@ def run_em(params: GMMParams, X, w, *, max_iter, tol, reg_covar, chunk_size=None
 
 
 @jax.jit
+@float32_matmuls
 def _e_step(params, X, w):
     wlp = centred_weighted_log_prob(params, X)
     log_norm = jax.nn.logsumexp(wlp, axis=1)
@@ -308,6 +310,7 @@ def e_step(params: GMMParams, X, sample_weight=None):
 
 
 @functools.partial(jax.jit, static_argnames=("covariance_type",))
+@float32_matmuls
 def _m_step(X, log_resp, w, reg_covar, covariance_type):
     resp = jnp.exp(log_resp) * w[:, None]
     nk = resp.sum(axis=0) + 10 * jnp.finfo(X.dtype).eps

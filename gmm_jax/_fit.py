@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from gmm_jax import _em, _init, _rows, _sharding, _validation
+from gmm_jax._precision import float32_matmuls
 from gmm_jax._em import FitResult
 from gmm_jax._params import GMMParams
 
@@ -40,6 +41,7 @@ def _restarts_in_sequence(n_samples, n_features, n_components):
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
+@float32_matmuls
 def _fit(key, X, w, init_params, tol, reg_covar, *, n_components, covariance_type, init, n_init, max_iter, chunk_size, verbose):
     # All the work happens in coordinates centred at the weighted data mean,
     # so float32 keeps its digits on data far from the origin. Rows are

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from gmm_jax import _covariance, _em, _loops, _rows, _validation
+from gmm_jax._precision import float32_matmuls
 from gmm_jax._params import GMMParams
 
 __all__ = ["kmeans", "kmeans_plusplus", "initialize"]
@@ -171,6 +172,7 @@ def _kmeans_tolerance(X, w, tol, center, chunk_size):
 
 
 @functools.partial(jax.jit, static_argnames=("n_clusters", "max_iter", "chunk_size"))
+@float32_matmuls
 def _kmeans(key, X, w, tol, n_clusters, max_iter, chunk_size):
     center = weighted_mean(X, w)
     centers = kmeans_plusplus(key, X, w, n_clusters, chunk_size) - center[None]

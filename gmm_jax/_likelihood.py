@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from gmm_jax import _covariance, _sharding, _validation
+from gmm_jax._precision import float32_matmuls
 from gmm_jax._params import GMMParams
 
 __all__ = ["log_prob", "predict_proba", "predict", "score", "n_parameters", "bic", "aic"]
@@ -35,11 +36,13 @@ def centred_weighted_log_prob(params: GMMParams, X: jax.Array) -> jax.Array:
 
 
 @jax.jit
+@float32_matmuls
 def _log_prob(params, X):
     return jax.nn.logsumexp(centred_weighted_log_prob(params, X), axis=1)
 
 
 @jax.jit
+@float32_matmuls
 def _log_resp(params, X):
     wlp = centred_weighted_log_prob(params, X)
     return wlp - jax.nn.logsumexp(wlp, axis=1, keepdims=True)

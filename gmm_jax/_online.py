@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmm_jax import _em, _init, _rows, _validation
+from gmm_jax._precision import float32_matmuls
 from gmm_jax._em import FitResult, SufficientStatistics
 from gmm_jax._params import GMMParams
 
@@ -54,6 +55,7 @@ def _recenter(stats: SufficientStatistics, old_shift, new_shift, covariance_type
 
 
 @functools.partial(jax.jit, static_argnames=("reg_covar", "chunk_size", "first"))
+@float32_matmuls
 def _online_step(running, params, X, w, center, rho, reg_covar, chunk_size, first):
     batch = _em.accumulate_statistics(params, X, w, chunk_size, center)
     batch = jax.tree_util.tree_map(lambda a: a / batch.weight_sum, batch)  # per-sample averages
@@ -66,6 +68,7 @@ def _online_step(running, params, X, w, center, rho, reg_covar, chunk_size, firs
 
 
 @functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "init", "reg_covar", "chunk_size"))
+@float32_matmuls
 def _initialize(key, X, w, center, n_components, covariance_type, init, reg_covar, chunk_size):
     return _init.initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size, center)
 

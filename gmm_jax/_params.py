@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from gmm_jax import _covariance
+from gmm_jax._precision import float32_matmuls
 
 __all__ = ["GMMParams", "COVARIANCE_TYPES"]
 
@@ -99,11 +100,13 @@ class GMMParams:
         return cls(weights, means, precisions_cholesky, covariance_type)
 
     @property
+    @float32_matmuls
     def covariances(self) -> jax.Array:
         """Covariances in scikit-learn's shapes (computed from the precision factor)."""
         return _covariance.covariances_from_precisions_cholesky(self.precisions_cholesky, self.covariance_type)
 
     @property
+    @float32_matmuls
     def precisions(self) -> jax.Array:
         """Precision matrices (inverse covariances) in scikit-learn's shapes."""
         return _covariance.precisions_from_precisions_cholesky(self.precisions_cholesky, self.covariance_type)

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 from gmm_jax import _validation
+from gmm_jax._precision import float32_matmuls
 from gmm_jax._params import GMMParams
 
 __all__ = ["sample"]
@@ -31,6 +32,7 @@ def _scale_factors(params: GMMParams):
 
 
 @functools.partial(jax.jit, static_argnames=("n_samples",))
+@float32_matmuls
 def _sample(key, params, n_samples):
     label_key, noise_key = jax.random.split(key)
     labels = jax.random.categorical(label_key, jnp.log(params.weights), shape=(n_samples,))

@@ -26,6 +26,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gmm_jax import _em, _init, _rows, _validation, distributed
+from gmm_jax._precision import float32_matmuls
 from gmm_jax._em import FitResult, SufficientStatistics
 from gmm_jax._params import GMMParams
 
@@ -39,17 +40,20 @@ _DEFAULT_INIT_SAMPLE = 2**16
 
 
 @functools.partial(jax.jit, static_argnames=("chunk_size",))
+@float32_matmuls
 def _batch_statistics(params, X, w, center, chunk_size):
     return _em.accumulate_statistics(params, X, w, chunk_size, center)
 
 
 @functools.partial(jax.jit, static_argnames=("chunk_size",))
+@float32_matmuls
 def _add_batch_statistics(total, params, X, w, center, chunk_size):
     stats = _em.accumulate_statistics(params, X, w, chunk_size, center)
     return jax.tree_util.tree_map(jnp.add, total, stats)
 
 
 @functools.partial(jax.jit, static_argnames=("reg_covar",))
+@float32_matmuls
 def _m_step(stats: SufficientStatistics, params: GMMParams, reg_covar):
     new = _em.params_from_statistics(stats, params.means, params.covariance_type, reg_covar, previous=params)
     log_likelihood = stats.log_likelihood / stats.weight_sum
@@ -57,6 +61,7 @@ def _m_step(stats: SufficientStatistics, params: GMMParams, reg_covar):
 
 
 @functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "init", "reg_covar", "chunk_size"))
+@float32_matmuls
 def _initialize(key, X, w, center, n_components, covariance_type, init, reg_covar, chunk_size):
     return _init.initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size, center)
 
