@@ -97,6 +97,10 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
     """
     X = jax.lax.stop_gradient(X)
     n_trials = 2 + int(math.log(n_clusters))
+    # chunk_size is sized for EM's K x D values per row; these passes hold
+    # n_trials distances per row (times D above _FEATURE_LOOP_D).
+    width = n_trials * (1 if X.shape[1] <= _FEATURE_LOOP_D else X.shape[1])
+    chunk_size = _rows.widen_chunks(chunk_size, (n_clusters * X.shape[1]) // width)
     key, first_key = jax.random.split(key)
     first = _sample_index(first_key, w, chunk_size=chunk_size)
     # take_rows, not X[i]: indexing a row-sharded X would gather it onto every device.

@@ -64,6 +64,20 @@ def default_chunk_size(
     return None if chunk >= n_samples else chunk
 
 
+def widen_chunks(chunk_size, factor: int):
+    """The layout ``chunk_size`` with ``factor`` times the rows per chunk (``None`` stays ``None``).
+
+    A pass whose per-row intermediate is ``factor`` times narrower than the
+    one ``chunk_size`` was sized for keeps the same bound on elements per
+    chunk with ``factor`` times the rows, and pays the loop overhead less often.
+    """
+    if chunk_size is None or factor <= 1:
+        return chunk_size
+    if isinstance(chunk_size, RowBlocks):
+        return chunk_size._replace(chunk_size=widen_chunks(chunk_size.chunk_size, factor))
+    return chunk_size * factor
+
+
 def _blocked(X, n_blocks):
     """``(N, ...)`` viewed as ``(n_blocks, N / n_blocks, ...)``: free for a row-sharded array."""
     return X.reshape(n_blocks, X.shape[0] // n_blocks, *X.shape[1:])
