@@ -28,11 +28,11 @@ def _select_best(results: FitResult) -> FitResult:
 
 
 # Restarts of a fit at least this big (rows x components x features) run one
-# after another. Under vmap every restart runs max_iter iterations (lax.cond
-# becomes a select) and the products gain a second batch dimension, which
-# XLA's CPU kernels handle several times slower; in sequence each restart
-# stops at convergence and a large one keeps the machine busy by itself.
-# Small fits (the seed scenario) still run their restarts side by side.
+# after another. Under vmap the products gain a second batch dimension, which
+# XLA's CPU kernels handle several times slower, and a large restart keeps
+# the machine busy by itself. Small fits (the seed scenario) run their
+# restarts side by side; either way each restart stops at its own
+# convergence (see _loops).
 _SEQUENTIAL_RESTARTS_SIZE = 2**17
 
 
