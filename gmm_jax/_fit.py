@@ -101,10 +101,12 @@ def fit(
 ) -> FitResult:
     """Fits a Gaussian mixture to ``X`` by expectation-maximisation.
 
-    A pure function of its arrays; the options are static. Restarts run at
-    once under ``vmap``; the whole function can itself be ``vmap``-ed over
-    ``(key, X, sample_weight)`` to fit many datasets in one call (pad ragged
-    datasets with zero ``sample_weight``).
+    A pure function of its arrays; the options are static. Restarts of small
+    fits run at once under ``vmap`` (large ones in sequence); the whole
+    function can itself be ``vmap``-ed over ``(key, X, sample_weight)`` to
+    fit many datasets in one call (pad ragged datasets with zero
+    ``sample_weight``). Each fit or restart stops at its own convergence,
+    under ``vmap`` too, and is differentiable (``jax.grad``, ``jax.jacfwd``).
 
     Args:
       key: PRNG key (``jax.random.key(seed)``); the only source of randomness.
