@@ -233,30 +233,38 @@ class Full:
     def chunk_log_prob(consts, X):
         n_rows, n_features = X.shape
         n_components = consts["log_det"].shape[0]
-        x1 = jnp.concatenate([X, jnp.ones((n_rows, 1), X.dtype)], axis=1)
+        # The chunk transposed, with a row of ones for the bias: (D + 1, B).
+        # Built once (centring included) and shared with chunk_sums. The
+        # plain (K D, D + 1) x (D + 1, B) product is faster on CPU than the
+        # same product contracting the chunk's rows in place (measured 31 vs
+        # 44 ms of the 1e6-row pass of benchmark case a), which repays the
+        # small transposed copy several times over.
+        x1t = jnp.concatenate([X.T, jnp.ones((1, n_rows), X.dtype)], axis=0)
         # Component-major (K, D, B): rows of the chunk along the fast axis, so
         # the norms and the batched product below read memory in order.
         if n_features <= _SMALL_D:
-            y = _small_product(consts["rows"], x1.T)  # (K D, B)
+            y = _small_product(consts["rows"], x1t)  # (K D, B)
         else:
-            y = jax.lax.dot_general(consts["rows"], x1, (((1,), (1,)), ((), ())))
+            y = consts["rows"] @ x1t
         y = y.reshape(n_components, n_features, n_rows)
         maha = jnp.sum(y * y, axis=1)  # (K, B)
-        return -0.5 * (n_features * _LOG_2PI + maha) + consts["log_det"][:, None], (X, y)
+        return -0.5 * (n_features * _LOG_2PI + maha) + consts["log_det"][:, None], (x1t, y)
 
     @staticmethod
     def chunk_sums(consts, feats, resp):
         del consts
-        X, y = feats
+        x1t, y = feats
         ry = resp[:, None, :] * y  # (K, D, B)
         if y.shape[1] <= _SMALL_D:
             yy = jnp.sum(ry[:, :, None, :] * y[:, None, :, :], axis=-1)
         else:
             yy = jax.lax.dot_general(ry, y, (((2,), (2,)), ((0,), (0,))))
-        # First moments from the data, not from y: a (K, B) x (B, D) product
-        # is cheaper than reducing the (K, D, B) residuals, and first moments
-        # do not suffer the cancellation that second moments would.
-        return dict(x=resp @ X, yy=yy)  # (K, D) sum_n r_nk x_n; (K, D, D) sum_n r_nk y_nk y_nk^T
+        # First moments from the data, not from y: a (K, B) x (B, D + 1)
+        # product is cheaper than reducing the (K, D, B) residuals, and first
+        # moments do not suffer the cancellation that second moments would.
+        # (The bias row's sum, nk, is dropped: _fused_chunk has it.)
+        x = jax.lax.dot_general(resp, x1t, (((1,), (1,)), ((), ())))[:, :-1]
+        return dict(x=x, yy=yy)  # (K, D) sum_n r_nk x_n; (K, D, D) sum_n r_nk y_nk y_nk^T
 
     @staticmethod
     def moments_from_sums(consts, sums, nk, means):
