@@ -25,6 +25,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -142,6 +143,38 @@ def _small_product(a, b):
     return sum(a[:, i : i + 1] * b[i : i + 1, :] for i in range(a.shape[1]))
 
 
+def _weighted_row_sums(weights, rows):
+    """``[sum_b weights[:, b] * row[:, b] for row in rows]``: each (K,), all in one pass.
+
+    ``weights`` is ``(K, B)``; each row ``(K, B)`` or ``(1, B)``. One variadic
+    reduction, which XLA emits as a single loop over the chunk with every
+    product fused into it. Separate reductions (or one over a stacked array)
+    become separate kernels that each re-read the chunk: on CPU, under
+    ``vmap`` over 1000 datasets of 500 rows (D = 2), 1.9 ms here against
+    5.4 ms for separate sums and 25 ms for a stacked array.
+    """
+    zero = jnp.zeros((), weights.dtype)
+    return jax.lax.reduce(
+        tuple(weights * row for row in rows),
+        (zero,) * len(rows),
+        lambda a, b: tuple(x + y for x, y in zip(a, b)),
+        (1,),
+    )
+
+
+def _pairs(n_features):
+    """The ``D (D + 1) / 2`` index pairs ``(d, e)``, ``d <= e``, of a symmetric matrix's upper triangle."""
+    return [(d, e) for d in range(n_features) for e in range(d, n_features)]
+
+
+def _symmetric_from_pairs(values, n_features):
+    """``(..., D (D + 1) / 2)`` upper-triangle entries (``_pairs`` order) as symmetric ``(..., D, D)``."""
+    index = np.zeros((n_features, n_features), np.int32)
+    for i, (d, e) in enumerate(_pairs(n_features)):
+        index[d, e] = index[e, d] = i
+    return values[..., index]
+
+
 def _covariance_cholesky(factor):
     """``L = U^-T`` (lower), with ``L L^T`` the covariance: maps whitened moments back."""
     eye = _eye_like(factor.shape[-1], factor.shape[:-2], factor.dtype)
@@ -243,22 +276,32 @@ class Full:
         # Component-major (K, D, B): rows of the chunk along the fast axis, so
         # the norms and the batched product below read memory in order.
         if n_features <= _SMALL_D:
-            y = _small_product(consts["rows"], x1t)  # (K D, B)
+            # One (K, B) array per feature: the products and the norm stay
+            # element-wise loops that XLA fuses, rather than a reduction over
+            # a short middle axis (-10% for a vmapped EM iteration, D = 2).
+            rows = consts["rows"].reshape(n_components, n_features, n_features + 1)
+            ys = [_small_product(rows[:, d], x1t) for d in range(n_features)]
+            maha = sum(yd * yd for yd in ys)  # (K, B)
+            y = jnp.stack(ys, axis=1)
         else:
-            y = consts["rows"] @ x1t
-        y = y.reshape(n_components, n_features, n_rows)
-        maha = jnp.sum(y * y, axis=1)  # (K, B)
+            y = (consts["rows"] @ x1t).reshape(n_components, n_features, n_rows)
+            maha = jnp.sum(y * y, axis=1)  # (K, B)
         return -0.5 * (n_features * _LOG_2PI + maha) + consts["log_det"][:, None], (x1t, y)
 
     @staticmethod
     def chunk_sums(consts, feats, resp):
         del consts
         x1t, y = feats
+        n_features = y.shape[1]
+        if n_features <= _SMALL_D:
+            # First moments and the D (D + 1) / 2 distinct second moments,
+            # sum_n r_nk x_nd and sum_n r_nk y_nkd y_nke (d <= e), in one pass
+            # over the chunk; moments_from_sums restores the symmetric matrix.
+            rows = [x1t[d : d + 1] for d in range(n_features)] + [y[:, d] * y[:, e] for d, e in _pairs(n_features)]
+            sums = _weighted_row_sums(resp, rows)
+            return dict(x=jnp.stack(sums[:n_features], axis=1), yy=jnp.stack(sums[n_features:], axis=1))
         ry = resp[:, None, :] * y  # (K, D, B)
-        if y.shape[1] <= _SMALL_D:
-            yy = jnp.sum(ry[:, :, None, :] * y[:, None, :, :], axis=-1)
-        else:
-            yy = jax.lax.dot_general(ry, y, (((2,), (2,)), ((0,), (0,))))
+        yy = jax.lax.dot_general(ry, y, (((2,), (2,)), ((0,), (0,))))
         # First moments from the data, not from y: a (K, B) x (B, D + 1)
         # product is cheaper than reducing the (K, D, B) residuals, and first
         # moments do not suffer the cancellation that second moments would.
@@ -270,7 +313,10 @@ class Full:
     def moments_from_sums(consts, sums, nk, means):
         L = consts["cov_chol"]  # x - mu_k = L_k y (column vectors)
         s1 = sums["x"] - nk[:, None] * means
-        s2 = L @ sums["yy"] @ jnp.swapaxes(L, -1, -2)
+        yy = sums["yy"]
+        if means.shape[-1] <= _SMALL_D:  # upper-triangle entries only (see chunk_sums)
+            yy = _symmetric_from_pairs(yy, means.shape[-1])
+        s2 = L @ yy @ jnp.swapaxes(L, -1, -2)
         return s1, s2
 
 
