@@ -246,7 +246,11 @@ class Full:
 
     @staticmethod
     def pass_width(n_components, n_features):
-        return n_components * n_features  # the (K, D, B) residuals
+        # Two (K, D, B) arrays live per chunk: the residuals y and r * y.
+        # Counting both halves the rows per chunk, which keeps them nearer
+        # the cache: measured 6-9% faster on 2 cores for (K, D) = (8, 8),
+        # (16, 16) and (8, 32) with 1e6 rows (e.g. 2048 vs 4096 rows).
+        return 2 * n_components * n_features
 
     @staticmethod
     def pass_constants(means, factor):
@@ -367,7 +371,9 @@ class Tied:
 
     # --- fused EM pass: the centred form (differences around each mean)
 
-    pass_width = staticmethod(Full.pass_width)
+    @staticmethod
+    def pass_width(n_components, n_features):
+        return n_components * n_features  # the (B, K, D) differences
 
     @staticmethod
     def pass_constants(means, factor):
