@@ -135,7 +135,9 @@ def accumulate_statistics(params: GMMParams, X, w, chunk_size=None, center=None)
     model = _covariance.covariance_model(params.covariance_type)
     consts = model.pass_constants(params.means, params.precisions_cholesky)
     chunk = functools.partial(_fused_chunk, model, consts, jnp.log(params.weights))
-    ll, weight_sum, nk, sums = _rows.sum_over_rows(lambda Xc, wc, _: chunk(Xc, wc), X, w, chunk_size, center)
+    ll, weight_sum, nk, sums = _rows.sum_over_rows(
+        lambda Xc, wc, _: chunk(Xc, wc), X, w, chunk_size, center, unroll=model.pass_unroll()
+    )
     s1, s2 = model.moments_from_sums(consts, sums, nk, params.means)
     return SufficientStatistics(ll, weight_sum, nk, s1, s2)
 
