@@ -110,13 +110,19 @@ def _drop_noise_variances(cov, raw):
 #   sums = chunk_sums(consts, feats, resp)          resp (K, B); sums over rows
 #   s1, s2 = moments_from_sums(consts, sums, nk, means)   around the means
 #
+# and two static choices for the chunked loop: pass_width(K, D), the per-row
+# width of the chunk's intermediates (it sets the rows per chunk, see
+# _rows.default_chunk_size), and pass_unroll(), the chunks per loop step.
+#
 # Log-densities and responsibilities are component-major, (K, B). The point
 # is to reuse the E-step's per-row work in the M-step, with the heavy
 # operations as large products over all components at once:
 #
 # * full: the E-step computes the whitened residuals y_nk = (x_n - mu_k) U_k
 #   with one (K D, D + 1) x (D + 1, B) product (bias included); the M-step
-#   sums r_nk y_nk y_nk^T in one batched product and maps back with U_k^-1.
+#   sums r_nk y_nk y_nk^T in one batched product (for D <= _SMALL_D: its
+#   D (D + 1) / 2 distinct entries in one fused reduction) and maps back
+#   with U_k^-1.
 #   Moments of whitened residuals are O(1), so float32 keeps its digits
 #   however narrow or distant a component is. (The cheaper raw-moment
 #   expansion E[x x^T] - mu mu^T, half the FLOPs, loses a relative ~eps *
@@ -126,8 +132,8 @@ def _drop_noise_variances(cov, raw):
 # * diag/spherical: the scaled residuals (x - mu_k) * factor_k, element-wise
 #   (XLA fuses the broadcast into the reductions), for the same reason.
 # * tied: the centred form of the single steps.
-# First moments come from one (K, B) x (B, D) product of the responsibilities
-# with the data.
+# First moments come from the responsibilities and the data (one (K, B) x
+# (B, D) product; full with D <= _SMALL_D: the same fused reduction).
 
 
 # Up to this many features the full pass multiplies element-wise instead of
