@@ -92,6 +92,26 @@ def statistics_from_responsibilities(X, resp, shift, covariance_type, log_likeli
     )
 
 
+# Up to this many components, reductions over the component axis of a (K, B)
+# chunk are written as a chain of K - 1 element-wise operations on its rows.
+# XLA fuses such a chain with its neighbours (the exp, the division) into one
+# loop over the chunk, whereas a reduce over the short leading axis becomes
+# its own kernel: on CPU a separate library call per chunk, which for K = 16
+# made the logsumexp about as costly as the Mahalanobis norms. Beyond this
+# size the chain would bloat the program for little gain.
+_UNROLL_COMPONENTS = 32
+
+
+def _over_components(op, reduction, a):
+    """Reduction of ``a`` (K, B) over its leading axis: (B,); ``op`` is ``reduction``'s binary form."""
+    if a.shape[0] > _UNROLL_COMPONENTS:
+        return reduction(a, axis=0)
+    out = a[0]
+    for row in range(1, a.shape[0]):
+        out = op(out, a[row])
+    return out
+
+
 def _fused_chunk(model, consts, log_weights, X, w):
     """E-step and M-step sums of one chunk, reusing the E-step's per-row work (see ``_covariance``).
 
@@ -100,10 +120,10 @@ def _fused_chunk(model, consts, log_weights, X, w):
     log_gauss, feats = model.chunk_log_prob(consts, X)
     wlp = log_gauss + log_weights[:, None]  # (K, B)
     # logsumexp and the responsibilities from a single exp per entry.
-    top = jnp.max(wlp, axis=0)
+    top = _over_components(jnp.maximum, jnp.max, wlp)
     top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
     e = jnp.exp(wlp - top[None, :])
-    total = jnp.sum(e, axis=0)
+    total = _over_components(jnp.add, jnp.sum, e)
     resp = e * (w / total)[None, :]  # sample-weighted responsibilities
     log_norm = top + jnp.log(total)
     # Zero-weight rows (padding) must not turn a -inf density into NaN.
@@ -116,7 +136,9 @@ def accumulate_statistics(params: GMMParams, X, w, chunk_size=None, center=None)
     model = _covariance.covariance_model(params.covariance_type)
     consts = model.pass_constants(params.means, params.precisions_cholesky)
     chunk = functools.partial(_fused_chunk, model, consts, jnp.log(params.weights))
-    ll, weight_sum, nk, sums = _rows.sum_over_rows(lambda Xc, wc, _: chunk(Xc, wc), X, w, chunk_size, center)
+    ll, weight_sum, nk, sums = _rows.sum_over_rows(
+        lambda Xc, wc, _: chunk(Xc, wc), X, w, chunk_size, center, unroll=model.pass_unroll()
+    )
     s1, s2 = model.moments_from_sums(consts, sums, nk, params.means)
     return SufficientStatistics(ll, weight_sum, nk, s1, s2)
 

@@ -128,7 +128,7 @@ def cumsum_rows(values, chunk_size=None):
     return (local + offsets[:, None]).reshape(values.shape), ends[-1]
 
 
-def sum_over_rows(fn, X, w, chunk_size, center=None):
+def sum_over_rows(fn, X, w, chunk_size, center=None, unroll=1):
     """``sum_c fn(X_c - center, w_c, row_offset_c)`` over row chunks; ``fn`` returns a pytree.
 
     Centring chunk by chunk keeps float32 accurate on data far from the origin
@@ -146,13 +146,17 @@ def sum_over_rows(fn, X, w, chunk_size, center=None):
       chunk_size: rows per chunk (static), ``None`` for a single chunk, or a
         :class:`RowBlocks` layout for row-sharded data.
       center: optional ``(D,)`` subtracted from every row.
+      unroll: chunks per step of the loop (static). The chunks' sums do not
+        depend on each other, so with ``unroll > 1`` the runtime may overlap
+        one chunk's work with the next one's (useful where a chunk's steps
+        leave cores idle; see ``Full.pass_unroll``).
     """
     if isinstance(chunk_size, RowBlocks):
         n_blocks, chunk_size = chunk_size
         block_rows = X.shape[0] // n_blocks
 
         def block_sum(Xb, wb, block_offset):
-            return sum_over_rows(lambda Xc, wc, o: fn(Xc, wc, o + block_offset), Xb, wb, chunk_size, center)
+            return sum_over_rows(lambda Xc, wc, o: fn(Xc, wc, o + block_offset), Xb, wb, chunk_size, center, unroll)
 
         offsets = jnp.arange(n_blocks, dtype=jnp.int32) * block_rows
         per_block = jax.vmap(block_sum)(_blocked(X, n_blocks), _tree_rows(lambda a: _blocked(a, n_blocks), w), offsets)
@@ -172,7 +176,7 @@ def sum_over_rows(fn, X, w, chunk_size, center=None):
         return jax.tree_util.tree_map(jnp.add, acc, part)
 
     first = fn(_centred(X[:chunk_size], center), _tree_rows(lambda a: a[:chunk_size], w), jnp.zeros((), jnp.int32))
-    acc = jax.lax.fori_loop(1, n_full, body, first)
+    acc = jax.lax.fori_loop(1, n_full, body, first, unroll=unroll)
     rest = n - n_full * chunk_size
     if rest:
         start = n_full * chunk_size
