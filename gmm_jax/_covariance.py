@@ -248,6 +248,11 @@ class Full:
     def n_covariance_parameters(n_components, n_features):
         return n_components * n_features * (n_features + 1) // 2
 
+    @staticmethod
+    def unit_factor(n_components, n_features, dtype):
+        """The factor of identity covariances (the fused pass then sums plain moments)."""
+        return _eye_like(n_features, (n_components,), dtype)
+
     # --- fused EM pass (see above): whitened residuals
 
     @staticmethod
@@ -394,6 +399,11 @@ class Tied:
         return n_components * n_features  # the (B, K, D) differences
 
     @staticmethod
+    def unit_factor(n_components, n_features, dtype):
+        del n_components
+        return jnp.eye(n_features, dtype=dtype)
+
+    @staticmethod
     def pass_unroll():
         return 1
 
@@ -494,6 +504,10 @@ class Diag:
         return 1
 
     @staticmethod
+    def unit_factor(n_components, n_features, dtype):
+        return jnp.ones((n_components, n_features), dtype)
+
+    @staticmethod
     def pass_constants(means, factor):
         n_features = means.shape[-1]
         return dict(means=means, factor=factor, log_det=Diag.log_det_factor(factor, n_features))
@@ -568,6 +582,11 @@ class Spherical:
 
     pass_width = staticmethod(Diag.pass_width)
     pass_unroll = staticmethod(Diag.pass_unroll)
+
+    @staticmethod
+    def unit_factor(n_components, n_features, dtype):
+        del n_features
+        return jnp.ones((n_components,), dtype)
 
     @staticmethod
     def pass_constants(means, factor):

@@ -219,15 +219,26 @@ def kmeans(key, X, n_clusters: int, *, sample_weight=None, max_iter: int = 300, 
 
 
 def _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center) -> GMMParams:
-    """M-step from hard assignments of every row to its nearest centre (centred coordinates)."""
-    k = centers.shape[0]
+    """M-step from hard assignments of every row to its nearest centre (centred coordinates).
+
+    The sums are the EM pass's own (``_covariance``'s fused pass) with one-hot
+    responsibilities, taken around the centres with a unit precision factor:
+    the same fast kernels, and moments around each row's own centre.
+    """
+    model = _covariance.covariance_model(covariance_type)
+    n_components, n_features = centers.shape
+    consts = model.pass_constants(centers, model.unit_factor(n_components, n_features, X.dtype))
 
     def chunk(Xc, wc, _):
-        resp = jax.nn.one_hot(_nearest(Xc, centers), k, dtype=Xc.dtype) * wc[:, None]
-        return _em.statistics_from_responsibilities(Xc, resp, centers, covariance_type)
+        labels = _nearest(Xc, centers)
+        resp = (labels[None, :] == jnp.arange(n_components)[:, None]).astype(Xc.dtype) * wc[None, :]  # (K, B)
+        _, feats = model.chunk_log_prob(consts, Xc)  # only the residuals are used
+        return resp.sum(axis=1), model.chunk_sums(consts, feats, resp)
 
-    stats = _rows.sum_over_rows(chunk, X, w, chunk_size, center)
-    return _em.params_from_statistics(stats, centers, covariance_type, reg_covar)
+    nk, sums = _rows.sum_over_rows(chunk, X, w, chunk_size, center, unroll=model.pass_unroll())
+    s1, s2 = model.moments_from_sums(consts, sums, nk, centers)
+    zero = jnp.zeros((), X.dtype)
+    return _em.params_from_statistics(_em.SufficientStatistics(zero, zero, nk, s1, s2), centers, covariance_type, reg_covar)
 
 
 def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center) -> GMMParams:
