@@ -28,13 +28,14 @@ import jax.numpy as jnp
 # stay near cache on a CPU (measured on 2 AMD EPYC cores: 2k-8k rows per chunk
 # are within a few percent of each other for the EM pass; 256 rows cost 20-30%
 # more). A GPU wants far more rows in flight per kernel: on an H200, full
-# covariances with N=1e7, D=32, K=64 took 318 ms per EM iteration with 2**24
-# elements per chunk (8,192 rows), 272 ms with 2**26 and 259 ms with 2**28;
-# N=1e6, D=16, K=16: 6.0 ms at 2**22, 4.1 ms at 2**26 (python -m
-# benchmarks.chunk_sweep; benchmarks/results/nvidia-h200-chunks.md). 2**26
-# float32 values are 256 MiB per intermediate.
+# covariances with N=1e7, D=32, K=64 took 318 ms per EM iteration with 8,192
+# rows per chunk, 272 ms with 32,768 and 259 ms with 131,072; N=1e6, D=16,
+# K=16: 6.0 ms with 16,384 rows, 4.1 ms with 262,144 (python -m
+# benchmarks.chunk_sweep; benchmarks/results/nvidia-h200-chunks.md). The
+# full pass counts two (K, D) arrays per row, so 2**27 elements is 32,768
+# rows there, 256 MiB per array in float32.
 _TARGET_CHUNK_ELEMENTS = {"cpu": 2**20}
-_TARGET_CHUNK_ELEMENTS_ACCELERATOR = 2**26
+_TARGET_CHUNK_ELEMENTS_ACCELERATOR = 2**27
 _MIN_CHUNK = 256
 
 
