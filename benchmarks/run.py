@@ -42,6 +42,7 @@ class Settings:
     # Iterations timed per library: enough that (M - 1) iterations dwarf timer noise.
     iters: dict
     large: bool = False  # accelerator sizes for cases a, e and f
+    libs: tuple = LIBS  # libraries timed in the per-iteration cases (a, b)
 
 
 def _settings(quick: bool, repeats: int | None, large: bool = False) -> Settings:
@@ -73,6 +74,9 @@ def _per_iteration(s: Settings, *, n: int, d: int, k: int, covariance_type: str)
     X_dev = jax.block_until_ready(jnp.asarray(X))
     out = {"size": dict(n=n, d=d, k=k, covariance_type=covariance_type), "libs": {}}
     for lib in LIBS:
+        if lib not in s.libs:
+            out["libs"][lib] = {"skipped": "not run (--libs)"}
+            continue
         if lib == "gmmx" and (why := _libs.gmmx_supports(covariance_type, 1, start)):
             out["libs"][lib] = {"skipped": why}
             continue
@@ -453,6 +457,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny sizes; a smoke test in seconds")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma list from {','.join(CASES)}")
     parser.add_argument("--repeats", type=int, default=None, help="best-of repeats (default 3, quick 2)")
+    parser.add_argument("--libs", default=",".join(LIBS),
+                        help="libraries timed per iteration in cases a and b (e.g. skip scikit-learn at sizes "
+                             "where one of its iterations takes minutes)")
     parser.add_argument("--scale", choices=("default", "large"), default="default",
                         help="large: cases a and f at N=10^7, D=32, K=64 and case e with 10,000 datasets "
                              "(for an accelerator; results are written as <device>-large.*)")
@@ -469,7 +476,8 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [c for c in letters if c not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
-    s = _settings(args.quick, args.repeats, large=args.scale == "large")
+    s = dataclasses.replace(_settings(args.quick, args.repeats, large=args.scale == "large"),
+                            libs=tuple(lib.strip() for lib in args.libs.split(",")))
     machine = _machine.describe()
     report = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
               "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
