@@ -60,7 +60,7 @@ def _size(s: Settings, full: dict, quick: dict, large: dict | None = None) -> di
 
 
 # Case a's size at --scale large (the issue's accelerator size), shared with case f.
-_LARGE_A = dict(n=10_000_000, d=32, k=64)
+_LARGE_A = dict(n=10_000_000, d=32, k=64)  # with well-conditioned blobs (see _libs.make_blobs)
 
 
 # ---------------------------------------------------------------- case helpers
@@ -69,7 +69,7 @@ _LARGE_A = dict(n=10_000_000, d=32, k=64)
 def _per_iteration(s: Settings, *, n: int, d: int, k: int, covariance_type: str) -> dict:
     """Per-EM-iteration time of every library from one identical start."""
     rng = np.random.default_rng(0)
-    X = _libs.make_blobs(rng, n, d, k)
+    X = _libs.make_blobs(rng, n, d, k, conditioned=s.large)
     start = _libs.make_start(rng, X, k, covariance_type)
     X_dev = jax.block_until_ready(jnp.asarray(X))
     out = {"size": dict(n=n, d=d, k=k, covariance_type=covariance_type), "libs": {}}
@@ -248,7 +248,9 @@ def _square_dot_time(flops: float, repeats: int) -> tuple[float, int]:
     """Best time of one float32 square ``jnp.dot`` doing ``flops`` FLOPs."""
     size = int(round((flops / 2) ** (1 / 3)))
     a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-    dot = jax.jit(jnp.dot)
+    # Full float32, as gmm_jax's own products (on a GPU the default would be
+    # TF32, several times faster and not the same arithmetic).
+    dot = jax.jit(lambda a, b: jnp.dot(a, b, precision=jax.lax.Precision.HIGHEST))
     jax.block_until_ready(dot(a, a))
     t, _ = _libs.best_of(lambda: dot(a, a), max(repeats, 5))
     return t, size
@@ -262,12 +264,15 @@ def case_f(s: Settings, case_a_result: dict | None = None) -> dict:
         em = case_a_result["libs"]["gmm_jax"]["per_iter_s"]
     else:
         rng = np.random.default_rng(0)
-        X = jnp.asarray(_libs.make_blobs(rng, n, d, k))
+        X = jnp.asarray(_libs.make_blobs(rng, n, d, k, conditioned=s.large))
         start = _libs.make_start(rng, np.asarray(X), k, "full")
         m = s.iters["gmm_jax"]
         common = dict(n_components=k, covariance_type="full", tol=0.0)
-        t_m, _ = _libs.best_of(_libs.gmm_jax_prepare(X, start, max_iter=m, **common).run, s.repeats)
+        t_m, res_m = _libs.best_of(_libs.gmm_jax_prepare(X, start, max_iter=m, **common).run, s.repeats)
         t_1, _ = _libs.best_of(_libs.gmm_jax_prepare(X, start, max_iter=1, **common).run, s.repeats)
+        if int(res_m.n_iter) != m:
+            return {"size": dict(size, covariance_type="full"), "libs": {},
+                    "error": f"gmm_jax ran {int(res_m.n_iter)} iterations, not {m}: per-iteration time undefined"}
         em = (t_m - t_1) / (m - 1)
     # Textbook EM for full covariances: the E-step's (x - mu_k) @ L_k and the
     # M-step's sum_n r_nk (x - mu_k)(x - mu_k)^T are each 2*N*K*D^2 FLOPs.
@@ -388,7 +393,7 @@ def _markdown(report: dict) -> str:
             lines += ["", "n_iter is M, the longer of the two timed fits; the log-likelihood is that of "
                       "each library's parameters after one EM iteration from the common start."]
         if letter == "f" and "dot_s" in res:
-            lines += [f"- plain `jnp.dot` {res['dot_size']}² × {res['dot_size']}² float32 "
+            lines += [f"- plain `jnp.dot` (full float32 precision) {res['dot_size']}² × {res['dot_size']}² float32 "
                       f"({res['nominal_flops'] / 1e9:.1f} GFLOP = 4·N·K·D²): {_fmt_s(res['dot_s'])} "
                       f"({res['dot_gflops']:.0f} GFLOP/s)",
                       f"- one gmm_jax EM iteration of case a: {_fmt_s(res['em_per_iter_s'])} "
