@@ -44,9 +44,14 @@ def _nearest(X, centers):
     return jnp.argmin(jnp.sum(centers * centers, axis=1)[:, None] - 2.0 * centers @ X.T, axis=0)
 
 
+def _hard_responsibilities(labels, w, n_clusters):
+    """``(K, N)`` component-major one-hot assignments of each row to its label, times its weight."""
+    return (labels[None, :] == jnp.arange(n_clusters)[:, None]).astype(w.dtype) * w[None, :]
+
+
 def _label_sums(X, w, labels, n_clusters):
     """Weighted counts ``(K,)`` and row sums ``(K, D)`` of the rows with each label."""
-    onehot = (labels[None, :] == jnp.arange(n_clusters)[:, None]).astype(X.dtype) * w[None, :]  # (K, N)
+    onehot = _hard_responsibilities(labels, w, n_clusters)
     if X.shape[1] <= _covariance._SMALL_D:
         sums = jnp.stack([onehot @ X[:, i] for i in range(X.shape[1])], axis=1)
     else:
@@ -230,8 +235,7 @@ def _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, c
     consts = model.pass_constants(centers, model.unit_factor(n_components, n_features, X.dtype))
 
     def chunk(Xc, wc, _):
-        labels = _nearest(Xc, centers)
-        resp = (labels[None, :] == jnp.arange(n_components)[:, None]).astype(Xc.dtype) * wc[None, :]  # (K, B)
+        resp = _hard_responsibilities(_nearest(Xc, centers), wc, n_components)
         _, feats = model.chunk_log_prob(consts, Xc)  # only the residuals are used
         return resp.sum(axis=1), model.chunk_sums(consts, feats, resp)
 
