@@ -481,8 +481,10 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [c for c in letters if c not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
-    s = dataclasses.replace(_settings(args.quick, args.repeats, large=args.scale == "large"),
-                            libs=tuple(lib.strip() for lib in args.libs.split(",")))
+    libs = tuple(lib.strip() for lib in args.libs.split(",") if lib.strip())
+    if not libs or set(libs) - set(LIBS):
+        parser.error(f"--libs got {args.libs!r}; choose a comma list from {','.join(LIBS)}")
+    s = dataclasses.replace(_settings(args.quick, args.repeats, large=args.scale == "large"), libs=libs)
     machine = _machine.describe()
     report = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
               "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
