@@ -119,16 +119,26 @@ def _drop_noise_variances(cov, raw):
 # operations as large products over all components at once:
 #
 # * full: the E-step computes the whitened residuals y_nk = (x_n - mu_k) U_k
-#   with one (K D, D + 1) x (D + 1, B) product (bias included); the M-step
-#   sums r_nk y_nk y_nk^T in one batched product (for D <= _SMALL_D: its
-#   D (D + 1) / 2 distinct entries in one fused reduction) and maps back
-#   with U_k^-1.
-#   Moments of whitened residuals are O(1), so float32 keeps its digits
-#   however narrow or distant a component is. (The cheaper raw-moment
-#   expansion E[x x^T] - mu mu^T, half the FLOPs, loses a relative ~eps *
-#   kappa, kappa the squared Mahalanobis distance of the data mean from the
-#   component: kappa reaches 6e5, eps * kappa 0.07, on the elongated blobs
-#   of benchmark case a.)
+#   with one (K D, D + 1) x (D + 1, B) product (bias included). The M-step
+#   needs sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T = L_k sum_n r_nk y_nk (x_n -
+#   mu_k)^T (L_k = U_k^-T): one (K D, B) x (B, D) product gives sum r y x^T
+#   for all components, and the row sums of r y give sum r y, which both
+#   removes mu_k and yields the first moments (L_k sum r y = sum r (x -
+#   mu_k)). For D <= _SMALL_D the D (D + 1) / 2 distinct entries of sum r y
+#   y^T come from one fused reduction instead.
+#   Rounding: the data are centred by `fit`; both products round terms of
+#   size |x| / sigma (sigma a component's standard deviation along some
+#   direction) to results of size 1, a relative error ~eps * sqrt(kappa),
+#   kappa the squared Mahalanobis distance of the data mean from the
+#   component (scikit-learn computes X U - mu U the same way).
+#   The correction (sum r y) mu_k^T must use the same rounded y as sum r y
+#   x^T, so sum r y is summed from r y itself: taken from the first moments
+#   instead (U_k^T (sum r x - nk mu_k)), the two roundings no longer cancel
+#   and the error grows to ~eps * kappa, which made the covariance of a
+#   narrow component 1e4 standard deviations from the data mean indefinite
+#   (tests/test_float32_em.py). The raw-moment expansion E[x x^T] - mu mu^T,
+#   half the FLOPs, loses ~eps * kappa too: kappa reaches 6e5 on the
+#   elongated blobs of benchmark case a, where that is 0.07 against 1e-4.
 # * diag/spherical: the scaled residuals (x - mu_k) * factor_k, element-wise
 #   (XLA fuses the broadcast into the reductions), for the same reason.
 # * tied: the centred form of the single steps.
@@ -267,13 +277,13 @@ class Full:
     def pass_unroll():
         # Chunks per loop step. A chunk's steps run one after another (the
         # products, the norms, the logsumexp, r * y), and on CPU the small
-        # ones leave a core idle; with two independent chunks per step XLA's
+        # ones leave a core idle; with independent chunks in one step XLA's
         # CPU runtime overlaps them. Measured on 2 cores, 1e6 rows, (K, D) =
-        # (16, 16): 135 -> 101-110 ms per pass; (8, 8): 37 -> 31 ms; (8, 32):
-        # 232 -> 201 ms; (3, 2): 17.3 -> 15.4 ms. (Diag's pass, already using
-        # both cores, got slower: see Diag.pass_unroll.) A GPU runs a
+        # (16, 16), EM iterations inside `fit`: 2, 3, 4, 6 and 8 chunks per
+        # step took about 107, 98, 87, 94 and 100 ms. (Diag's pass, already
+        # using both cores, got slower: see Diag.pass_unroll.) A GPU runs a
         # program's kernels in order, so there it would only grow the program.
-        return 2 if jax.default_backend() == "cpu" else 1
+        return 4 if jax.default_backend() == "cpu" else 1
 
     @staticmethod
     def pass_constants(means, factor):
@@ -287,6 +297,7 @@ class Full:
             rows=rows.reshape(n_components * n_features, n_features + 1),  # (K D, D + 1)
             log_det=Full.log_det_factor(factor, n_features),  # (K,)
             cov_chol=_covariance_cholesky(factor),  # (K, D, D)
+            factor=factor,  # (K, D, D)
         )
 
     @staticmethod
@@ -327,24 +338,33 @@ class Full:
             rows = [x1t[d : d + 1] for d in range(n_features)] + [y[:, d] * y[:, e] for d, e in _pairs(n_features)]
             sums = _weighted_row_sums(resp, rows)
             return dict(x=jnp.stack(sums[:n_features], axis=1), yy=jnp.stack(sums[n_features:], axis=1))
-        ry = resp[:, None, :] * y  # (K, D, B)
-        yy = jax.lax.dot_general(ry, y, (((2,), (2,)), ((0,), (0,))))
-        # First moments from the data, not from y: a (K, B) x (B, D + 1)
-        # product is cheaper than reducing the (K, D, B) residuals, and first
-        # moments do not suffer the cancellation that second moments would.
-        # (The bias row's sum, nk, is dropped: _fused_chunk has it.)
-        x = jax.lax.dot_general(resp, x1t, (((1,), (1,)), ((), ())))[:, :-1]
-        return dict(x=x, yy=yy)  # (K, D) sum_n r_nk x_n; (K, D, D) sum_n r_nk y_nk y_nk^T
+        # One (K D, B) x (B, D) product for all components: no batch axis,
+        # and D output columns rather than D + 1, which for D = 16 fill a
+        # CPU kernel's vector lanes exactly. (Thread time per EM iteration
+        # of benchmark case a on 2 cores: the batched sum r y y^T 62 ms, a
+        # (K D, B) x (B, D + 1) product with the bias column 55-59 ms, this
+        # product 35-42 ms plus 11-13 ms for the row sums.)
+        n_components, _, n_rows = y.shape
+        ry = (resp[:, None, :] * y).reshape(n_components * n_features, n_rows)
+        yx = jax.lax.dot_general(ry, x1t[:-1], (((1,), (1,)), ((), ())))
+        return dict(
+            y=jnp.sum(ry, axis=1).reshape(n_components, n_features),  # sum_n r_nk y_nk
+            yx=yx.reshape(n_components, n_features, n_features),  # sum_n r_nk y_nk x_n^T
+        )
 
     @staticmethod
     def moments_from_sums(consts, sums, nk, means):
         L = consts["cov_chol"]  # x - mu_k = L_k y (column vectors)
-        s1 = sums["x"] - nk[:, None] * means
-        yy = sums["yy"]
         if means.shape[-1] <= _SMALL_D:  # upper-triangle entries only (see chunk_sums)
-            yy = _symmetric_from_pairs(yy, means.shape[-1])
-        s2 = L @ yy @ jnp.swapaxes(L, -1, -2)
-        return s1, s2
+            s1 = sums["x"] - nk[:, None] * means
+            yy = _symmetric_from_pairs(sums["yy"], means.shape[-1])
+        else:
+            ry = sums["y"]
+            s1 = jnp.einsum("kde,ke->kd", L, ry)  # sum_n r_nk (x_n - mu_k)
+            # sum r y (x - mu)^T U = sum r y y^T, symmetric up to rounding.
+            yy = (sums["yx"] - ry[:, :, None] * means[:, None, :]) @ consts["factor"]
+            yy = 0.5 * (yy + jnp.swapaxes(yy, -1, -2))
+        return s1, L @ yy @ jnp.swapaxes(L, -1, -2)
 
 
 class Tied:

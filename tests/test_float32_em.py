@@ -83,22 +83,26 @@ def test_float32_fit_matches_float64_far_from_origin(blobs, covariance_type):
     _assert_close(f32, f64, offset=offset, rtol=1e-3)
 
 
-def test_float32_full_keeps_narrow_distant_components():
-    # Elongated components (variances 100 and 0.01 along different axes) whose
-    # centres are ~ 500 of their own narrow standard deviations from the data
-    # mean: a raw-moment (E[x x^T] - mu mu^T) float32 pass loses ~ 1e-7 * 500^2
-    # = 2.5% of the narrow variances; whitened residuals keep them.
+@pytest.mark.parametrize("d", [4, 16])
+def test_float32_full_keeps_narrow_distant_components(d):
+    # Elongated components (standard deviations from 10 down to 0.1 along
+    # different axes) whose centres are ~ 500 of their own narrow standard
+    # deviations from the data mean: a raw-moment (E[x x^T] - mu mu^T)
+    # float32 pass loses ~ 1e-7 * 500^2 = 2.5% of the narrow variances;
+    # whitened residuals keep them. d = 4 runs the element-wise small-D pass,
+    # d = 16 the matrix-product pass.
     rng = np.random.default_rng(1)
-    d = 4
-    centers = np.array([[50.0, 0, 0, 0], [-50.0, 0, 0, 0], [0, 50.0, 0, 0]])
+    centers = np.zeros((3, d))
+    centers[0, 0], centers[1, 0], centers[2, 1] = 50.0, -50.0, 50.0
     scales = []
     for _ in range(3):
         q, _ = np.linalg.qr(rng.normal(size=(d, d)))
-        scales.append(np.diag([10.0, 1.0, 0.3, 0.1]) @ q.T)
+        scales.append(np.diag(np.geomspace(10.0, 0.1, d)) @ q.T)
     X = _blobs(rng, 4000, centers, np.stack(scales))
     start = gmm.GMMParams.from_covariances(
         np.full(3, 1 / 3), centers, np.stack([s.T @ s for s in scales]) * 1.5, "full")
     f32, f64 = _fit_both(X, start, max_iter=10)
+    assert int(f32.status) == 0
     # Compare in each component's own coordinates: L^-1 (S32 - S64) L^-T with
     # S64 = L L^T measures the error relative to the component's width in
     # every direction, the narrow ones included.
@@ -107,3 +111,30 @@ def test_float32_full_keeps_narrow_distant_components():
     rel = np.linalg.solve(L, np.linalg.solve(L, diff).transpose(0, 2, 1))
     assert np.max(np.abs(rel)) < 1e-3
     np.testing.assert_allclose(f32.log_likelihood, f64.log_likelihood, rtol=1e-5)
+
+
+def test_float32_full_keeps_a_tiny_component_far_from_the_rest():
+    # Two unit clusters and a quarter-size one with standard deviation 0.01 at
+    # 100 in every coordinate: about 4e4 of its own standard deviations from
+    # the data mean (kappa ~ 1e9). Started at the float64 solution, with
+    # reg_covar=0, float32 EM must keep every covariance positive definite
+    # and within a small fraction of its width of the float64 one. (Taking
+    # the M-step's correction sum r y from the first moments rather than from
+    # r y itself, so that its rounding no longer cancels that of sum r y x^T,
+    # made the narrow covariance indefinite here.)
+    rng = np.random.default_rng(1)
+    d, n = 16, 6000
+    groups = [rng.normal(size=(n, d)), rng.normal(size=(n, d)) + 3.0, rng.normal(size=(n // 4, d)) * 0.01 + 100.0]
+    X = np.concatenate(groups)
+    means = np.stack([g.mean(axis=0) for g in groups])
+    covariances = np.stack([np.cov(g.T) for g in groups])
+    start = gmm.GMMParams.from_covariances(np.array([4.0, 4.0, 1.0]) / 9, means, covariances, "full")
+    X32 = X.astype(np.float32)
+    fits = [gmm.fit(KEY, X32.astype(dtype), 3, covariance_type="full", init_params=start.astype(dtype),
+                    max_iter=5, tol=0.0, reg_covar=0.0) for dtype in (np.float32, np.float64)]
+    f32, f64 = fits
+    assert int(f32.status) == 0 and int(f32.n_iter) == 5
+    L = np.linalg.cholesky(np.asarray(f64.params.covariances))
+    diff = np.asarray(f32.params.covariances, np.float64) - np.asarray(f64.params.covariances)
+    rel = np.linalg.solve(L, np.linalg.solve(L, diff).transpose(0, 2, 1))
+    assert np.max(np.abs(rel)) < 1e-3
