@@ -36,3 +36,17 @@ def test_benchmark_runner_quick_mode_writes_json_and_markdown(tmp_path):
     assert report["cases"]["d"]["speedup"]["sklearn"] > 0
     markdown = json_file.with_suffix(".md").read_text()
     assert "Case d" in markdown and "gmm_jax" in markdown
+
+
+@pytest.mark.slow
+def test_profile_pass_reports_the_operations_of_an_em_iteration():
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.profile_pass", "--n", "20000", "--d", "8", "--k", "4", "--iters", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("N=20000, D=8, K=4")
+    assert "thread time" in lines[1]
+    # The E-step's and the M-step's matrix products are among the operations.
+    assert sum(" dot" in line for line in lines[2:]) >= 2, proc.stdout
