@@ -312,7 +312,7 @@ class Full:
         # small transposed copy several times over.
         x1t = jnp.concatenate([X.T, jnp.ones((1, n_rows), X.dtype)], axis=0)
         # Component-major (K, D, B): rows of the chunk along the fast axis, so
-        # the norms and the batched product below read memory in order.
+        # the norms and the products below read memory in order.
         if n_features <= _SMALL_D:
             # One (K, B) array per feature: the products and the norm stay
             # element-wise loops that XLA fuses, rather than a reduction over
