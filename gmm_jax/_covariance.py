@@ -359,10 +359,10 @@ class Full:
             s1 = sums["x"] - nk[:, None] * means
             yy = _symmetric_from_pairs(sums["yy"], means.shape[-1])
         else:
-            ry = sums["y"]
-            s1 = jnp.einsum("kde,ke->kd", L, ry)  # sum_n r_nk (x_n - mu_k)
+            ry_sum = sums["y"]  # (K, D) sum_n r_nk y_nk
+            s1 = jnp.einsum("kde,ke->kd", L, ry_sum)  # sum_n r_nk (x_n - mu_k)
             # sum r y (x - mu)^T U = sum r y y^T, symmetric up to rounding.
-            yy = (sums["yx"] - ry[:, :, None] * means[:, None, :]) @ consts["factor"]
+            yy = (sums["yx"] - ry_sum[:, :, None] * means[:, None, :]) @ consts["factor"]
             yy = 0.5 * (yy + jnp.swapaxes(yy, -1, -2))
         return s1, L @ yy @ jnp.swapaxes(L, -1, -2)
 
