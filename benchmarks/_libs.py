@@ -119,6 +119,7 @@ class Prepared:
     compile_s: float | None = None
     note: str | None = None
     threads: int | None = None  # scikit-learn: BLAS/OpenMP threads used (None: default)
+    compiled: Any = None  # gmm_jax: the compiled program (benchmarks.profile_pass reads its text)
 
 
 # ------------------------------------------------------------------ gmm_jax
@@ -126,13 +127,19 @@ class Prepared:
 
 def gmm_jax_prepare(X: jax.Array, start: Start | None, *, n_components: int,
                     covariance_type: str, max_iter: int, tol: float,
-                    n_init: int = 1, seed: int = 0) -> Prepared:
-    """``gmm.fit`` jitted for these options; ``start=None`` lets it initialise."""
+                    n_init: int = 1, seed: int = 0, chunk_size: int | None = None) -> Prepared:
+    """``gmm.fit`` jitted for these options; ``start=None`` lets it initialise.
+
+    ``chunk_size`` (rows per chunk; ``None``: gmm_jax's default) is for
+    benchmarks.chunk_sweep.
+    """
     import gmm_jax as gmm
 
     dtype = X.dtype
     key = jax.random.key(seed)
     options = dict(covariance_type=covariance_type, max_iter=max_iter, tol=tol, n_init=n_init)
+    if chunk_size is not None:
+        options["chunk_size"] = chunk_size
     if start is None:
         fn = jax.jit(lambda key, X: gmm.fit(key, X, n_components, **options))
         args = (key, X)
@@ -151,7 +158,7 @@ def gmm_jax_prepare(X: jax.Array, start: Start | None, *, n_components: int,
         return Fitted(int(result.n_iter), np.asarray(p.weights), np.asarray(p.means),
                       np.asarray(p.precisions_cholesky))
 
-    return Prepared(lambda: compiled(*args), summarize, compile_s)
+    return Prepared(lambda: compiled(*args), summarize, compile_s, compiled=compiled)
 
 
 # ------------------------------------------------------------------ scikit-learn

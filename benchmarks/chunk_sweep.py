@@ -9,12 +9,11 @@ Full covariances from one fixed start, ``tol=0``; per-iteration time is
 
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-import gmm_jax as gmm
+from benchmarks import _libs
 
 # (N, D, K, rows per chunk to try); None processes all rows at once.
 SIZES = [
@@ -23,17 +22,13 @@ SIZES = [
 ]
 
 
-def per_iteration(X, params, chunk_size, m=6, repeats=3) -> float:
+def per_iteration(X, start: _libs.Start, chunk_size, m=6, repeats=3) -> float:
+    """Per-iteration time of ``gmm.fit`` from ``start`` with ``chunk_size`` rows per chunk."""
     def best(max_iter):
-        fn = jax.jit(lambda X, p: gmm.fit(jax.random.key(0), X, p.n_components, init_params=p,
-                                          max_iter=max_iter, tol=0.0, chunk_size=chunk_size))
-        jax.block_until_ready(fn(X, params))
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(X, params))
-            times.append(time.perf_counter() - t0)
-        return min(times)
+        fit = _libs.gmm_jax_prepare(X, start, n_components=start.means.shape[0], covariance_type="full",
+                                    max_iter=max_iter, tol=0.0, chunk_size=chunk_size)
+        _libs.block(fit.run())  # warm-up
+        return _libs.best_of(fit.run, repeats)[0]
 
     return (best(m) - best(1)) / (m - 1)
 
@@ -44,10 +39,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for n, d, k, chunks in SIZES:
         X = jax.random.normal(jax.random.key(1), (n, d), jnp.float32) * 3
-        cov = jnp.broadcast_to(jnp.eye(d, dtype=jnp.float32) * 9, (k, d, d))
-        params = gmm.GMMParams.from_covariances(jnp.full((k,), 1.0 / k, jnp.float32), X[:k], cov, "full")
+        start = _libs.Start(np.full(k, 1.0 / k), np.asarray(X[:k]), np.broadcast_to(np.eye(d) * 9, (k, d, d)), "full")
         for chunk in chunks:
-            t = per_iteration(X, params, chunk)
+            t = per_iteration(X, start, chunk)
             rows = n if chunk is None else chunk
             print(f"| {n:,} | {d} | {k} | {chunk or 'all'} | 2^{(k * d * rows).bit_length() - 1} "
                   f"| {t * 1e3:.2f} | {4 * n * k * d * d / t / 1e12:.1f} |", flush=True)

@@ -36,15 +36,16 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-import gmm_jax as gmm  # noqa: E402
 from benchmarks import _libs  # noqa: E402
 
 # Runtime bookkeeping and Python frames, not operations of the program.
-_NOT_OPS = ("ThunkExecutor", "Await", "Pjit")
+_NOT_OPS = ("ThunkExecutor", "Await", "Pjit", "Executable")
+# Control flow whose events enclose their bodies' operations (counted on their own).
+_CONTROL = re.compile(r"(while|conditional|call)(\.\d+)?$")
 
 
 def _is_op(name: str) -> bool:
-    return not name.startswith("$") and not any(s in name for s in _NOT_OPS)
+    return not name.startswith("$") and not any(s in name for s in _NOT_OPS) and not _CONTROL.match(name)
 
 
 def _kinds(hlo_text: str) -> dict[str, str]:
@@ -68,23 +69,19 @@ def profile(n: int, d: int, k: int, iters: int) -> dict:
     rng = np.random.default_rng(0)
     X = _libs.make_blobs(rng, n, d, k)
     start = _libs.make_start(rng, X, k, "full")
-    params = gmm.GMMParams.from_covariances(
-        jnp.asarray(start.weights, jnp.float32), jnp.asarray(start.means, jnp.float32),
-        jnp.asarray(start.covariances, jnp.float32), "full")
-    args = (jnp.asarray(X), params)
-    fit = jax.jit(lambda X, p: gmm.fit(jax.random.key(0), X, k, covariance_type="full", init_params=p,
-                                       max_iter=iters, tol=0.0)).lower(*args).compile()
-    jax.block_until_ready(fit(*args))  # warm-up
+    fit = _libs.gmm_jax_prepare(jnp.asarray(X), start, n_components=k, covariance_type="full",
+                                max_iter=iters, tol=0.0)
+    _libs.block(fit.run())  # warm-up
     t0 = time.perf_counter()
-    jax.block_until_ready(fit(*args))
+    _libs.block(fit.run())
     wall = (time.perf_counter() - t0) / iters
     with tempfile.TemporaryDirectory() as tmp:
         with jax.profiler.trace(tmp, create_perfetto_trace=True):
             t0 = time.perf_counter()
-            jax.block_until_ready(fit(*args))
+            _libs.block(fit.run())
             traced = (time.perf_counter() - t0) / iters
         events = _events(Path(tmp))
-    kinds = _kinds(fit.as_text())
+    kinds = _kinds(fit.compiled.as_text())
     by_kind: dict[str, float] = collections.defaultdict(float)
     by_thread: dict[int, float] = collections.defaultdict(float)
     for e in events:
