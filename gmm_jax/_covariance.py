@@ -159,6 +159,31 @@ def _small_product(a, b):
     return sum(a[:, i : i + 1] * b[i : i + 1, :] for i in range(a.shape[1]))
 
 
+# Up to this many features (on CPU) the full pass's norms sum_d y_d^2 over a
+# (K, D, B) chunk are a pairwise sum of the D squared (K, B) rows, which XLA
+# fuses into one element-wise loop; beyond it, a reduction over the middle
+# axis, which XLA hands to a library kernel. Measured per EM iteration, 1e6
+# rows, K = 16, 2 CPU cores, in one process: D = 8, 49 -> 40 ms; D = 16,
+# 97.5 -> 90 ms; D = 32, 294 -> 312 ms (slower). A chain of adds instead of
+# the pairwise sum gained about half as much.
+_PAIRWISE_NORMS_MAX_D = 16
+
+
+def _pairwise_sum(terms):
+    """``sum(terms)`` added in pairs (a balanced tree): independent adds, pairwise rounding."""
+    terms = list(terms)
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def _squared_norms(y):
+    """``sum_d y[:, d, :] ** 2`` of a component-major ``(K, D, B)`` chunk: ``(K, B)``."""
+    if y.shape[1] <= _PAIRWISE_NORMS_MAX_D and jax.default_backend() == "cpu":
+        return _pairwise_sum(y[:, d] * y[:, d] for d in range(y.shape[1]))
+    return jnp.sum(y * y, axis=1)
+
+
 def _weighted_row_sums(weights, rows):
     """``[sum_b weights[:, b] * row[:, b] for row in rows]``: each (K,), all in one pass.
 
@@ -323,7 +348,7 @@ class Full:
             y = jnp.stack(ys, axis=1)
         else:
             y = (consts["rows"] @ x1t).reshape(n_components, n_features, n_rows)
-            maha = jnp.sum(y * y, axis=1)  # (K, B)
+            maha = _squared_norms(y)  # (K, B)
         return -0.5 * (n_features * _LOG_2PI + maha) + consts["log_det"][:, None], (x1t, y)
 
     @staticmethod

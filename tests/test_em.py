@@ -71,6 +71,23 @@ def test_em_matches_sklearn_from_the_same_start(data, covariance_type, reg_covar
     assert int(result.n_iter) == model.n_iter_ == max_iter
 
 
+# Full covariances take a different route per width: element-wise sums up to 4
+# features, matrix products beyond, with the Mahalanobis norms summed
+# pairwise up to 16 features on CPU and by a reduction above (6 also leaves
+# an odd term at one level of the pairwise sum). Chunks of 128 rows run the
+# unrolled loop and a ragged last chunk.
+@pytest.mark.parametrize("n_features", [6, 16, 20])
+def test_full_em_matches_sklearn_for_every_width(n_features):
+    rng = np.random.default_rng(4)
+    truth = random_params(rng, "full", n_components=3, n_features=n_features, spread=3.0)
+    X, _ = sample_numpy(rng, truth, 1100)
+    start = starting_params(X, "full")
+    result = gmm.fit(KEY, X, 3, init_params=start, max_iter=5, tol=0.0, chunk_size=128)
+    model = sklearn_fit(X, start, 5, 1e-6)
+    assert_params_match_sklearn(result.params, model, rtol=1e-8)
+    np.testing.assert_allclose(result.lower_bound, model.lower_bound_, rtol=1e-10)
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("max_iter", [1, 20])
 def test_integer_sample_weights_equal_repeated_rows(data, covariance_type, max_iter):
