@@ -38,16 +38,27 @@ def _start(X, covariance_type, k=3, seed=0):
     return gmm.GMMParams.from_covariances(np.full(k, 1.0 / k), means, covariances, covariance_type)
 
 
-def _fit_both(X64, start, max_iter=25):
+def _fit_both(X64, start, max_iter=25, **options):
     """The same fit on float32 and float64 copies of the same (float32-representable) data."""
     X32 = X64.astype(np.float32)
     X64 = X32.astype(np.float64)  # identical values: only the arithmetic differs
     f32 = gmm.fit(KEY, X32, start.n_components, covariance_type=start.covariance_type,
-                  init_params=start.astype(np.float32), max_iter=max_iter, tol=0.0)
+                  init_params=start.astype(np.float32), max_iter=max_iter, tol=0.0, **options)
     f64 = gmm.fit(KEY, X64, start.n_components, covariance_type=start.covariance_type,
-                  init_params=start.astype(np.float64), max_iter=max_iter, tol=0.0)
+                  init_params=start.astype(np.float64), max_iter=max_iter, tol=0.0, **options)
     assert f32.params.means.dtype == np.float32 and f64.params.means.dtype == np.float64
     return f32, f64
+
+
+def _whitened_covariance_error(f32, f64):
+    """``max |L^-1 (S32 - S64) L^-T|`` with ``S64 = L L^T``, over components.
+
+    The float32 covariances' error relative to each component's own width in
+    every direction, the narrow ones included.
+    """
+    L = np.linalg.cholesky(np.asarray(f64.params.covariances))
+    diff = np.asarray(f32.params.covariances, np.float64) - np.asarray(f64.params.covariances)
+    return np.max(np.abs(np.linalg.solve(L, np.linalg.solve(L, diff).transpose(0, 2, 1))))
 
 
 def _assert_close(f32, f64, offset=0.0, rtol=2e-4):
@@ -103,13 +114,7 @@ def test_float32_full_keeps_narrow_distant_components(d):
         np.full(3, 1 / 3), centers, np.stack([s.T @ s for s in scales]) * 1.5, "full")
     f32, f64 = _fit_both(X, start, max_iter=10)
     assert int(f32.status) == 0
-    # Compare in each component's own coordinates: L^-1 (S32 - S64) L^-T with
-    # S64 = L L^T measures the error relative to the component's width in
-    # every direction, the narrow ones included.
-    L = np.linalg.cholesky(np.asarray(f64.params.covariances))
-    diff = np.asarray(f32.params.covariances, np.float64) - np.asarray(f64.params.covariances)
-    rel = np.linalg.solve(L, np.linalg.solve(L, diff).transpose(0, 2, 1))
-    assert np.max(np.abs(rel)) < 1e-3
+    assert _whitened_covariance_error(f32, f64) < 1e-3
     np.testing.assert_allclose(f32.log_likelihood, f64.log_likelihood, rtol=1e-5)
 
 
@@ -129,12 +134,6 @@ def test_float32_full_keeps_a_tiny_component_far_from_the_rest():
     means = np.stack([g.mean(axis=0) for g in groups])
     covariances = np.stack([np.cov(g.T) for g in groups])
     start = gmm.GMMParams.from_covariances(np.array([4.0, 4.0, 1.0]) / 9, means, covariances, "full")
-    X32 = X.astype(np.float32)
-    fits = [gmm.fit(KEY, X32.astype(dtype), 3, covariance_type="full", init_params=start.astype(dtype),
-                    max_iter=5, tol=0.0, reg_covar=0.0) for dtype in (np.float32, np.float64)]
-    f32, f64 = fits
+    f32, f64 = _fit_both(X, start, max_iter=5, reg_covar=0.0)
     assert int(f32.status) == 0 and int(f32.n_iter) == 5
-    L = np.linalg.cholesky(np.asarray(f64.params.covariances))
-    diff = np.asarray(f32.params.covariances, np.float64) - np.asarray(f64.params.covariances)
-    rel = np.linalg.solve(L, np.linalg.solve(L, diff).transpose(0, 2, 1))
-    assert np.max(np.abs(rel)) < 1e-3
+    assert _whitened_covariance_error(f32, f64) < 1e-3
