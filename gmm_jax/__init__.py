@@ -1,7 +1,7 @@
 """gmm_jax: Gaussian mixture models fitted by EM in JAX.
 
 A pure-functional core (an immutable ``GMMParams`` pytree, jit-compiled EM
-written with ``lax.scan``, restarts under ``vmap``) that runs unchanged on CPU
+in ``lax`` loops that stop at convergence, restarts under ``vmap``) that runs unchanged on CPU
 and GPU, and composes with ``jit``, ``vmap``, ``grad`` and sharding.
 
 Example:
@@ -18,12 +18,13 @@ Example:
 """
 
 from gmm_jax import distributed, metrics
+from gmm_jax._driver import ConvergenceWarning
 from gmm_jax._em import FitResult, SufficientStatistics, e_step, m_step
 from gmm_jax._fit import fit
 from gmm_jax._init import kmeans
 from gmm_jax._io import load, save
 from gmm_jax._likelihood import aic, bic, log_prob, n_parameters, predict, predict_proba, score
-from gmm_jax._online import fit_online
+from gmm_jax._online import OnlineFitResult, OnlineState, fit_online
 from gmm_jax._params import COVARIANCE_TYPES, GMMParams
 from gmm_jax._sampling import sample
 from gmm_jax._stream import fit_stream
@@ -47,6 +48,7 @@ def __dir__():
 
 __all__ = [
     "COVARIANCE_TYPES",
+    "ConvergenceWarning",
     "FitResult",
     "GMMParams",
     "SufficientStatistics",
@@ -63,6 +65,8 @@ __all__ = [
     "m_step",
     "metrics",
     "n_parameters",
+    "OnlineFitResult",
+    "OnlineState",
     "plot",
     "predict",
     "predict_proba",

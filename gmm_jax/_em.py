@@ -1,10 +1,12 @@
-"""The EM algorithm: E-step, M-step, sufficient statistics and the scanned loop.
+"""The EM algorithm: sufficient statistics to parameters, one iteration, the loop.
 
 One EM iteration is one pass over the data that accumulates sufficient
-statistics (``SufficientStatistics``) chunk by chunk, followed by a small
-closed-form update (``params_from_statistics``). The same two functions serve
-in-memory fits, sharded fits (the sums are reduced across devices by XLA) and
-streamed fits (the sums are accumulated across host batches).
+statistics (``_pass.accumulate_statistics``), then :func:`em_update`: the
+closed-form M-step (:func:`params_from_statistics`) and the bookkeeping of the
+stopping rule (:func:`advance`). Every driver uses these same functions: the
+compiled loop of in-memory and sharded fits (:func:`run_em`), the host loop
+of ``fit_stream`` (one pass over the stream per iteration) and the running
+averages of ``fit_online``.
 """
 
 from __future__ import annotations
@@ -15,12 +17,21 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _covariance, _loops, _rows, _validation
+from gmm_jax import _covariance, _loops, _pass, _tuning, _validation
+from gmm_jax._likelihood import layout
+from gmm_jax._params import GMMParams, check_params_and_data
+from gmm_jax._pass import SufficientStatistics
 from gmm_jax._precision import float32_matmuls
-from gmm_jax._likelihood import centred_weighted_log_prob, weighted_log_prob
-from gmm_jax._params import GMMParams
 
-__all__ = ["FitResult", "SufficientStatistics", "e_step", "m_step", "STATUS_OK", "STATUS_NON_FINITE"]
+__all__ = [
+    "FitResult",
+    "SufficientStatistics",
+    "e_step",
+    "m_step",
+    "STATUS_OK",
+    "STATUS_NON_FINITE",
+    "STATUS_INVALID_WEIGHTS",
+]
 
 STATUS_OK = 0
 # An M-step produced non-finite parameters: a covariance that is singular (or
@@ -28,20 +39,10 @@ STATUS_OK = 0
 # failed Cholesky, or NaN/inf from anywhere. The fit stopped and kept the last
 # finite parameters.
 STATUS_NON_FINITE = 1
-
-
-class SufficientStatistics(NamedTuple):
-    """Weighted sums over samples that determine one M-step.
-
-    All moments are taken around ``shift`` (``(K, D)``, the current means), which
-    keeps float32 accurate; see ``_covariance``.
-    """
-
-    log_likelihood: jax.Array  # () sum_n w_n log p(x_n | params)
-    weight_sum: jax.Array  # () sum_n w_n
-    nk: jax.Array  # (K,) sum_n w_n r_nk
-    s1: jax.Array  # (K, D) sum_n w_n r_nk (x_n - shift_k)
-    s2: jax.Array  # full/tied (K, D, D), diag/spherical (K, D): second moments around shift
+# The sample weights of a fit traced under the caller's transformation were
+# negative, non-finite or all zero (outside transformations that is an error
+# raised before anything runs): the fit did not run and returns its start.
+STATUS_INVALID_WEIGHTS = 2
 
 
 class FitResult(NamedTuple):
@@ -60,7 +61,9 @@ class FitResult(NamedTuple):
         produced non-finite parameters (e.g. a singular covariance with
         ``reg_covar=0``, or a failed Cholesky) and the fit stopped with the
         last finite parameters, or when the starting parameters were already
-        non-finite (then ``n_iter == 0`` and the parameters are the start).
+        non-finite (then ``n_iter == 0`` and the parameters are the start);
+        ``2`` when the sample weights of a fit traced under ``jit``/``vmap``
+        were negative, non-finite or all zero (the fit did not run).
       n_empty: ``()`` int, the number of components that received no
         responsibility in the last M-step applied (mass below the rounding
         noise of the sums). They keep their previous mean and covariance with
@@ -77,70 +80,12 @@ class FitResult(NamedTuple):
     n_empty: jax.Array
 
 
-def statistics_from_responsibilities(X, resp, shift, covariance_type, log_likelihood=None, weight_sum=None):
-    """Sufficient statistics of a chunk given its (sample-weighted) responsibilities ``(B, K)``."""
-    nk = resp.sum(axis=0)
-    s1 = resp.T @ X - nk[:, None] * shift
-    s2 = _covariance.covariance_model(covariance_type).second_moment(X, resp, shift)
-    zero = jnp.zeros((), X.dtype)
-    return SufficientStatistics(
-        zero if log_likelihood is None else log_likelihood,
-        zero if weight_sum is None else weight_sum,
-        nk,
-        s1,
-        s2,
-    )
-
-
-# Up to this many components, reductions over the component axis of a (K, B)
-# chunk are written as a chain of K - 1 element-wise operations on its rows.
-# XLA fuses such a chain with its neighbours (the exp, the division) into one
-# loop over the chunk, whereas a reduce over the short leading axis becomes
-# its own kernel: on CPU a separate library call per chunk, which for K = 16
-# made the logsumexp about as costly as the Mahalanobis norms. Beyond this
-# size the chain would bloat the program for little gain.
-_UNROLL_COMPONENTS = 32
-
-
-def _over_components(op, reduction, a):
-    """Reduction of ``a`` (K, B) over its leading axis: (B,); ``op`` is ``reduction``'s binary form."""
-    if a.shape[0] > _UNROLL_COMPONENTS:
-        return reduction(a, axis=0)
-    out = a[0]
-    for row in range(1, a.shape[0]):
-        out = op(out, a[row])
-    return out
-
-
-def _fused_chunk(model, consts, log_weights, X, w):
-    """E-step and M-step sums of one chunk, reusing the E-step's per-row work (see ``_covariance``).
-
-    Component-major: log-densities and responsibilities are ``(K, B)``.
-    """
-    log_gauss, feats = model.chunk_log_prob(consts, X)
-    wlp = log_gauss + log_weights[:, None]  # (K, B)
-    # logsumexp and the responsibilities from a single exp per entry.
-    top = _over_components(jnp.maximum, jnp.max, wlp)
-    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
-    e = jnp.exp(wlp - top[None, :])
-    total = _over_components(jnp.add, jnp.sum, e)
-    resp = e * (w / total)[None, :]  # sample-weighted responsibilities
-    log_norm = top + jnp.log(total)
-    # Zero-weight rows (padding) must not turn a -inf density into NaN.
-    ll = jnp.sum(jnp.where(w > 0, w * log_norm, 0.0))
-    return ll, jnp.sum(w), jnp.sum(resp, axis=1), model.chunk_sums(consts, feats, resp)
-
-
-def accumulate_statistics(params: GMMParams, X, w, chunk_size=None, center=None) -> SufficientStatistics:
-    """One E-step pass over ``X`` (in row chunks, centred at ``center``), around the current means."""
-    model = _covariance.covariance_model(params.covariance_type)
-    consts = model.pass_constants(params.means, params.precisions_cholesky)
-    chunk = functools.partial(_fused_chunk, model, consts, jnp.log(params.weights))
-    ll, weight_sum, nk, sums = _rows.sum_over_rows(
-        lambda Xc, wc, _: chunk(Xc, wc), X, w, chunk_size, center, unroll=model.pass_unroll()
-    )
-    s1, s2 = model.moments_from_sums(consts, sums, nk, params.means)
-    return SufficientStatistics(ll, weight_sum, nk, s1, s2)
+# scikit-learn adds 10 eps to each component's mass so that empty components
+# divide safely. Here it is 10 eps times the mean weight of a component's
+# worth of data, so that scaling every sample weight by c scales nk, s1 and s2
+# by c and leaves the fit unchanged (with unit weights and N = K rows it is
+# scikit-learn's 10 eps; otherwise a relative change below 1e-14 in float64).
+_NK_EPS = 10
 
 
 def params_from_statistics(stats: SufficientStatistics, shift, covariance_type, reg_covar, previous=None) -> GMMParams:
@@ -153,8 +98,8 @@ def params_from_statistics(stats: SufficientStatistics, shift, covariance_type, 
     """
     model = _covariance.covariance_model(covariance_type)
     eps = jnp.finfo(stats.s1.dtype).eps
-    # scikit-learn adds 10 eps to nk so that empty components divide safely.
-    nk = stats.nk + 10 * eps
+    total = jnp.sum(stats.nk)
+    nk = stats.nk + _NK_EPS * eps * total / stats.nk.shape[0]
     d = stats.s1 / nk[:, None]
     means = shift + d
     covariances = model.covariances_from_moments(stats.s2, nk, d, reg_covar)
@@ -189,121 +134,162 @@ def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def em_iteration(params: GMMParams, X, w, reg_covar, chunk_size=None, center=None):
-    """One EM iteration. Returns ``(mean log-likelihood of params, new params, n_empty)``.
+class Update(NamedTuple):
+    """One EM update from the statistics of the current parameters."""
 
-    ``params`` live in coordinates centred at ``center`` (``None``: raw
-    coordinates); ``n_empty`` counts the components that received no mass.
-    """
-    stats = accumulate_statistics(params, X, w, chunk_size, center)
+    log_likelihood: jax.Array  # () mean log-likelihood of the current parameters
+    params: GMMParams  # the new parameters
+    ok: jax.Array  # () bool: new parameters and log-likelihood finite
+    n_empty: jax.Array  # () int32: components that received no mass
+
+
+def em_update(stats: SufficientStatistics, params: GMMParams, reg_covar) -> Update:
+    """The M-step of one EM iteration, from the statistics of ``params`` (around their means)."""
     new = params_from_statistics(stats, params.means, params.covariance_type, reg_covar, previous=params)
+    log_likelihood = stats.log_likelihood / stats.weight_sum
+    ok = all_finite(new) & jnp.isfinite(log_likelihood)
     n_empty = jnp.sum(empty_components(stats.nk)).astype(jnp.int32)
-    return stats.log_likelihood / stats.weight_sum, new, n_empty
+    return Update(log_likelihood, new, ok, n_empty)
 
 
-def _print_progress(iteration, log_likelihood, change):
-    print(f"  iteration {int(iteration):4d}   log-likelihood {float(log_likelihood): .8f}   change {float(change): .3e}")
+class EMState(NamedTuple):
+    """The state of an EM run between iterations (of the compiled loop or of a streamed fit)."""
+
+    params: GMMParams
+    log_likelihood: jax.Array  # () the last finite mean log-likelihood (or the start's bound)
+    done: jax.Array  # () bool
+    converged: jax.Array  # () bool
+    n_iter: jax.Array  # () int32, M-steps applied
+    status: jax.Array  # () int32
+    n_empty: jax.Array  # () int32
 
 
-def run_em(params: GMMParams, X, w, *, max_iter, tol, reg_covar, chunk_size=None, center=None, verbose=False) -> FitResult:
-    """EM from ``params`` for at most ``max_iter`` iterations (traceable).
+def start_state(params: GMMParams, init_lower_bound) -> EMState:
+    """The state before the first iteration; ``init_lower_bound`` is what the first change is measured from."""
+    start_ok = all_finite(params)
+    int32 = jnp.int32
+    return EMState(
+        params,
+        jnp.asarray(init_lower_bound, params.means.dtype),
+        ~start_ok,
+        jnp.asarray(False),
+        jnp.zeros((), int32),
+        jnp.where(start_ok, STATUS_OK, STATUS_NON_FINITE).astype(int32),
+        jnp.zeros((), int32),
+    )
 
-    Stops once the change of the mean log-likelihood is below ``tol``
-    (scikit-learn's rule: the parameters after the converging M-step are
-    kept). The loop is a ``while_loop`` that stops at convergence, under
-    ``vmap`` too (``_loops.while_loop`` compacts the batch as fits finish).
-    A ``while_loop`` cannot be reverse-differentiated, so derivatives (a
+
+def advance(state: EMState, update: Update, tol, iteration) -> EMState:
+    """The stopping rule, scikit-learn's: stop once the change is below ``tol``, keeping the converging M-step.
+
+    An update that is not finite stops the run with ``status`` 1 and keeps the
+    previous parameters.
+    """
+    ok = update.ok
+    converged = ok & (jnp.abs(update.log_likelihood - state.log_likelihood) < tol)
+    finite_ll = jnp.isfinite(update.log_likelihood)
+    return EMState(
+        jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), update.params, state.params),
+        jnp.where(finite_ll, update.log_likelihood, state.log_likelihood),
+        converged | ~ok,
+        converged,
+        jnp.where(ok, iteration + 1, state.n_iter).astype(jnp.int32),
+        jnp.where(ok, state.status, STATUS_NON_FINITE).astype(jnp.int32),
+        jnp.where(ok, update.n_empty, state.n_empty),
+    )
+
+
+def _print_progress(restart, iteration, log_likelihood, change):
+    print(
+        f"  restart {int(restart):3d}   iteration {int(iteration):4d}   "
+        f"log-likelihood {float(log_likelihood): .8f}   change {float(change): .3e}"
+    )
+
+
+class EMData(NamedTuple):
+    """What the loop reads but never changes (passed, not closed over: see ``_loops``)."""
+
+    X: jax.Array
+    w: jax.Array
+    tol: jax.Array
+    reg_covar: jax.Array
+    center: jax.Array | None
+    init_lower_bound: jax.Array
+    restart: jax.Array
+
+
+def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, verbose=False) -> FitResult:
+    """EM from ``params`` (centred at ``data.center``) for at most ``max_iter`` iterations (traceable).
+
+    The loop is a ``while_loop`` that stops at convergence, under ``vmap``
+    too (``_loops.while_loop`` compacts the batch as fits finish). A
+    ``while_loop`` cannot be reverse-differentiated, so derivatives (a
     ``custom_jvp``) come from the same iterations written as a ``lax.scan``
     over ``max_iter`` steps that skips the finished ones with ``lax.cond``:
     ``jax.grad``, ``jax.jacfwd`` and ``jax.hessian`` of a fit all work.
     """
-    dtype = X.dtype
-    int32 = jnp.int32
+    dtype = data.X.dtype
 
-    def start(params):
-        start_ok = all_finite(params)
-        return (
-            params,
-            jnp.asarray(-jnp.inf, dtype),  # previous log-likelihood
-            ~start_ok,  # done
-            jnp.asarray(False),  # converged
-            jnp.zeros((), int32),  # n_iter
-            jnp.where(start_ok, STATUS_OK, STATUS_NON_FINITE).astype(int32),
-            jnp.zeros((), int32),  # n_empty
-        )
-
-    def iterate(data, carry, i):
-        X, w, tol, reg_covar, center = data
-        params, prev_ll, _, _, n_iter, status, n_empty = carry
-        ll, new, new_empty = em_iteration(params, X, w, reg_covar, chunk_size, center)
-        ok = all_finite(new) & jnp.isfinite(ll)
-        change = ll - prev_ll
-        converged = ok & (jnp.abs(change) < tol)
+    def iterate(data, state, i):
+        stats = _pass.accumulate_statistics(state.params, data.X, data.w, chunk_size, data.center, tuning)
+        update = em_update(stats, state.params, data.reg_covar)
         if verbose:
-            jax.debug.callback(_print_progress, i + 1, ll, change)
-        params = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, params)
-        return (
-            params,
-            jnp.where(jnp.isfinite(ll), ll, prev_ll),
-            converged | ~ok,
-            converged,
-            jnp.where(ok, i + 1, n_iter).astype(int32),
-            jnp.where(ok, status, STATUS_NON_FINITE).astype(int32),
-            jnp.where(ok, new_empty, n_empty),
-        )
+            change = update.log_likelihood - state.log_likelihood
+            jax.debug.callback(_print_progress, data.restart, i + 1, update.log_likelihood, change)
+        return advance(state, update, data.tol, i)
 
-    def scanned(params, *data):
-        def step(carry, i):
-            carry = jax.lax.cond(carry[2], lambda c, _: c, lambda c, i: iterate(data, c, i), carry, i)
-            return carry, carry[1]
+    def scanned(params, data):
+        def step(state, i):
+            state = jax.lax.cond(state.done, lambda s, _: s, lambda s, i: iterate(data, s, i), state, i)
+            return state, state.log_likelihood
 
-        return jax.lax.scan(step, start(params), jnp.arange(max_iter, dtype=int32))
+        return jax.lax.scan(step, start_state(params, data.init_lower_bound), jnp.arange(max_iter, dtype=jnp.int32))
 
-    def looped(params, *data):
-        def running(data, state):
-            carry, i, _ = state
-            return ~carry[2] & (i < max_iter)
+    def looped(params, data):
+        def running(data, loop):
+            state, i, _ = loop
+            return ~state.done & (i < max_iter)
 
-        def body(data, state):
-            carry, i, trace = state
-            carry = iterate(data, carry, i)
-            return carry, i + 1, trace.at[i].set(carry[1])
+        def body(data, loop):
+            state, i, trace = loop
+            state = iterate(data, state, i)
+            return state, i + 1, trace.at[i].set(state.log_likelihood)
 
-        init = (start(params), jnp.zeros((), int32), jnp.zeros((max_iter,), dtype))
-        carry, n_run, trace = _loops.while_loop(running, body, data, init)
+        init = (start_state(params, data.init_lower_bound), jnp.zeros((), jnp.int32), jnp.zeros((max_iter,), dtype))
+        state, n_run, trace = _loops.while_loop(running, body, data, init)
         # As the scan's: entries after the last iteration repeat its value.
-        return carry, jnp.where(jnp.arange(max_iter) < n_run, trace, carry[1])
+        return state, jnp.where(jnp.arange(max_iter) < n_run, trace, state.log_likelihood)
 
     @jax.custom_jvp
-    def em(params, *data):
-        return looped(params, *data)
+    def em(params, data):
+        return looped(params, data)
 
     @em.defjvp
     def em_jvp(primals, tangents):
         return jax.jvp(scanned, primals, tangents)
 
     if max_iter == 0:
-        carry, trace = start(params), jnp.zeros((0,), dtype)
-    else:
-        carry, trace = em(params, X, w, tol, reg_covar, center)
-    params, lower_bound, _, converged, n_iter, status, n_empty = carry
-    if max_iter == 0:
-        stats = accumulate_statistics(params, X, w, chunk_size, center)
+        state, trace = start_state(params, data.init_lower_bound), jnp.zeros((0,), dtype)
+        stats = _pass.accumulate_statistics(params, data.X, data.w, chunk_size, data.center, tuning)
         lower_bound = stats.log_likelihood / stats.weight_sum
-    return FitResult(params, trace, n_iter, converged, lower_bound, status, n_empty)
+    else:
+        state, trace = em(params, data)
+        lower_bound = state.log_likelihood
+    return FitResult(state.params, trace, state.n_iter, state.converged, lower_bound, state.status, state.n_empty)
 
 
 # ---------------------------------------------------------------------------
-# Public single steps.
+# Public single steps, through the same pass.
 
 
-@jax.jit
+@functools.partial(jax.jit, static_argnames=("chunk_size", "tuning"))
 @float32_matmuls
-def _e_step(params, X, w):
-    wlp = centred_weighted_log_prob(params, X)
-    log_norm = jax.nn.logsumexp(wlp, axis=1)
-    mean_ll = jnp.sum(w * log_norm) / jnp.sum(w)
-    return mean_ll, wlp - log_norm[:, None]
+def _e_step(params, X, w, chunk_size, tuning):
+    center = jax.lax.stop_gradient(params.weights @ params.means)
+    centred = params.replace(means=params.means - center[None, :])
+    log_resp, log_norm = _pass.map_scores(centred, X, "log_resp_and_log_prob", chunk_size, center, tuning)
+    mean_ll = jnp.sum(jnp.where(w > 0, w * log_norm, 0.0)) / jnp.sum(w)
+    return mean_ll, log_resp
 
 
 def e_step(params: GMMParams, X, sample_weight=None):
@@ -326,18 +312,20 @@ def e_step(params: GMMParams, X, sample_weight=None):
       >>> jnp.exp(log_resp).sum(axis=1).round(6).tolist()
       [1.0, 1.0]
     """
-    X = _validation.check_params_and_data(params, X)
+    X = check_params_and_data(params, X)
     w = _validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
-    return _e_step(params.astype(X.dtype), X, w)
+    tuning = _tuning.for_data(X)
+    return _e_step(params.astype(X.dtype), X, w, layout(params, X, tuning), tuning)
 
 
-@functools.partial(jax.jit, static_argnames=("covariance_type",))
+@functools.partial(jax.jit, static_argnames=("covariance_type", "tuning"))
 @float32_matmuls
-def _m_step(X, log_resp, w, reg_covar, covariance_type):
+def _m_step(X, log_resp, w, reg_covar, covariance_type, tuning):
     resp = jnp.exp(log_resp) * w[:, None]
-    nk = resp.sum(axis=0) + 10 * jnp.finfo(X.dtype).eps
-    shift = (resp.T @ X) / nk[:, None]  # accumulate around the new means: exact second moments
-    stats = statistics_from_responsibilities(X, resp, shift, covariance_type)
+    nk = resp.sum(axis=0)
+    # Accumulate around the new means: the second moments are then exact.
+    shift = (resp.T @ X) / (nk + _NK_EPS * jnp.finfo(X.dtype).eps * jnp.sum(nk) / nk.shape[0])[:, None]
+    stats = _pass.statistics_from_responsibilities(lambda Xc, r, _: r.T, X, resp, shift, covariance_type, tuning)
     return params_from_statistics(stats, shift, covariance_type, reg_covar)
 
 
@@ -345,11 +333,13 @@ def m_step(X, log_resp, covariance_type: str, reg_covar: float = 1e-6, sample_we
     """The M-step: weights, means and covariances from log responsibilities.
 
     Matches scikit-learn's ``_estimate_gaussian_parameters`` (with ``10 eps``
-    added to each component's mass and ``reg_covar`` to each variance).
+    of a component's mean mass added to each ``nk`` and ``reg_covar`` to each
+    variance).
 
     Args:
       X: ``(n_samples, n_features)``.
-      log_resp: ``(n_samples, n_components)`` log responsibilities.
+      log_resp: ``(n_samples, n_components)`` log responsibilities: each row
+        a log probability vector (entries ``<= 0`` whose exponentials sum to 1).
       covariance_type: ``"full" | "tied" | "diag" | "spherical"``.
       reg_covar: non-negative value added to the covariance diagonal.
       sample_weight: optional ``(n_samples,)`` non-negative weights.
@@ -367,11 +357,28 @@ def m_step(X, log_resp, covariance_type: str, reg_covar: float = 1e-6, sample_we
     """
     X = _validation.check_data(X)
     _validation.check_covariance_type(covariance_type)
-    log_resp = _validation.as_float_array(log_resp, "log_resp").astype(X.dtype)
-    if log_resp.ndim != 2 or log_resp.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"log_resp must have shape (n_samples, n_components) with n_samples={X.shape[0]}, got {log_resp.shape}."
-        )
-    reg_covar = _validation._check_nonneg_float(reg_covar, "reg_covar")
+    log_resp = check_log_responsibilities(log_resp, X.shape[0], X.dtype)
+    reg_covar = _validation.check_scalar_option(reg_covar, "reg_covar", X.dtype)
     w = _validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
-    return _m_step(X, log_resp, w, reg_covar, covariance_type)
+    return _m_step(X, log_resp, w, reg_covar, covariance_type, _tuning.for_data(X))
+
+
+@_validation.eager
+def check_log_responsibilities(log_resp, n_samples, dtype):
+    """``log_resp`` as an ``(n_samples, K)`` array of log probabilities, or a ``ValueError`` saying what is wrong."""
+    log_resp = _validation.as_float_array(log_resp, "log_resp").astype(dtype)
+    if log_resp.ndim != 2 or log_resp.shape[0] != n_samples:
+        raise ValueError(
+            f"log_resp must have shape (n_samples, n_components) with n_samples={n_samples}, got {log_resp.shape}."
+        )
+    if _validation.is_concrete(log_resp):
+        if bool(jnp.any(jnp.isnan(log_resp))) or bool(jnp.any(log_resp == jnp.inf)):
+            raise ValueError("log_resp contains NaN or +inf; it must hold log responsibilities (-inf is allowed).")
+        row_sums = jnp.sum(jnp.exp(log_resp), axis=1)
+        if bool(jnp.any(log_resp > 1e-6)) or not bool(jnp.allclose(row_sums, 1.0, rtol=1e-4, atol=1e-4)):
+            hint = (" They look like probabilities: pass jnp.log(resp)." if bool(jnp.all(log_resp >= 0)) else "")
+            raise ValueError(
+                "log_resp must hold log responsibilities: rows whose exponentials sum to 1, got rows summing to "
+                f"between {float(jnp.min(row_sums)):.4g} and {float(jnp.max(row_sums)):.4g}.{hint}"
+            )
+    return log_resp

@@ -1,86 +1,12 @@
-"""`fit`: validation, initialisation, restarts by `vmap`, best-restart selection."""
+"""`fit`: the entry point for rows held in memory (one device, or sharded), over the driver."""
 
 from __future__ import annotations
 
-import functools
-
-import jax
-import jax.numpy as jnp
-
-from gmm_jax import _em, _init, _rows, _sharding, _validation
-from gmm_jax._precision import float32_matmuls
+from gmm_jax import _driver, _sharding, _tuning, _validation
 from gmm_jax._em import FitResult
 from gmm_jax._params import GMMParams
 
 __all__ = ["fit"]
-
-# tol and reg_covar are traced: changing them does not recompile.
-_STATIC = ("n_components", "covariance_type", "init", "n_init", "max_iter", "chunk_size", "verbose")
-
-
-def _select_best(results: FitResult) -> FitResult:
-    """The restart with the highest final lower bound among those that stayed finite."""
-    ok = (results.status == _em.STATUS_OK) & jnp.isfinite(results.lower_bound)
-    score = jnp.where(ok, results.lower_bound, -jnp.inf)
-    # Failed restarts still rank among themselves, so an all-failed fit reports failure.
-    best = jnp.where(jnp.any(ok), jnp.argmax(score), jnp.argmax(jnp.nan_to_num(results.lower_bound, nan=-jnp.inf)))
-    return jax.tree_util.tree_map(lambda a: a[best], results)
-
-
-# Restarts of a fit at least this big (rows x components x features) run one
-# after another. Under vmap the products gain a second batch dimension, which
-# XLA's CPU kernels handle several times slower, and a large restart keeps
-# the machine busy by itself. Small fits (the seed scenario) run their
-# restarts side by side; either way each restart stops at its own
-# convergence (see _loops).
-_SEQUENTIAL_RESTARTS_SIZE = 2**17
-
-
-def _restarts_in_sequence(n_samples, n_features, n_components):
-    return n_samples * n_features * n_components >= _SEQUENTIAL_RESTARTS_SIZE
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
-@float32_matmuls
-def _fit(key, X, w, init_params, tol, reg_covar, *, n_components, covariance_type, init, n_init, max_iter, chunk_size, verbose):
-    # All the work happens in coordinates centred at the weighted data mean,
-    # so float32 keeps its digits on data far from the origin. Rows are
-    # centred chunk by chunk: no centred copy of X is held.
-    center = jax.lax.stop_gradient(_init.weighted_mean(X, w))
-
-    def single(key):
-        if init_params is None:
-            start = _init.initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size, center)
-        else:
-            start = init_params.replace(means=init_params.means - center[None])
-        return _em.run_em(
-            start, X, w, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
-            chunk_size=chunk_size, center=center, verbose=verbose,
-        )  # fmt: skip
-
-    if n_init == 1:
-        result = single(key)
-    else:
-        keys = jax.random.split(key, n_init)
-        if _restarts_in_sequence(*X.shape, n_components):
-            results = jax.lax.map(single, keys)
-        else:
-            results = jax.vmap(single)(keys)
-        result = _select_best(results)
-    params = result.params.replace(means=result.params.means + center[None])
-    return result._replace(params=params)
-
-
-def _check_key(key):
-    if isinstance(key, jax.Array) and (
-        jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape == (2,))
-    ):
-        return key
-    raise TypeError(
-        f"key must be a JAX PRNG key such as jax.random.key(0), got {type(key).__name__}"
-        + (f" with dtype {key.dtype} and shape {key.shape}" if hasattr(key, "dtype") else "")
-        + "."
-    )
 
 
 def fit(
@@ -98,6 +24,7 @@ def fit(
     init_params: GMMParams | None = None,
     verbose: bool = False,
     chunk_size: int | None = None,
+    init_lower_bound=None,
 ) -> FitResult:
     """Fits a Gaussian mixture to ``X`` by expectation-maximisation.
 
@@ -119,16 +46,25 @@ def fit(
         ``"random_from_data"`` (random rows as means). Ignored when
         ``init_params`` is given.
       n_init: number of restarts; the one with the best final lower bound wins.
-        Restart ``r`` uses ``jax.random.split(key, n_init)[r]``.
+        Restarts are nested: restart 0 uses ``key`` itself (it is the
+        ``n_init=1`` fit) and restart ``r`` uses ``jax.random.fold_in(key, r)``,
+        so more restarts never give a worse result.
       max_iter: maximum number of EM iterations (``0`` returns the start).
       tol: stop when the mean log-likelihood changes by less than ``tol``;
-        ``0.0`` runs exactly ``max_iter`` iterations.
+        ``0.0`` runs exactly ``max_iter`` iterations. Traced: changing it
+        does not recompile, and it may be batched under ``vmap``.
       reg_covar: non-negative value added to the covariance diagonal.
+        Traced, like ``tol``.
       sample_weight: optional ``(n_samples,)`` non-negative weights; an
         integer weight counts a row that many times.
       init_params: a ``GMMParams`` to start from (warm start).
-      verbose: print each iteration's log-likelihood from inside the compiled
-        loop (free when off: it is a static option).
+      init_lower_bound: with ``init_params``, the lower bound of the fit that
+        produced them (``FitResult.lower_bound``): the first iteration's
+        change is measured from it, so a warm start at a converged fit
+        converges in one iteration (scikit-learn's ``warm_start``). Default:
+        the first iteration only measures.
+      verbose: print each iteration's log-likelihood, with the restart
+        number, from inside the compiled loop (free when off: a static option).
       chunk_size: rows per chunk in each pass (static); default chooses a size
         that bounds memory for large data. For ``X`` sharded along the rows,
         rows per chunk within each device's shard.
@@ -151,6 +87,10 @@ def fit(
         non-finite covariance (with ``reg_covar=0``); under a transformation
         the same failure shows as ``status == 1``.
 
+    Warns:
+      ConvergenceWarning: outside ``jit``/``vmap``, when ``tol > 0`` and the
+        fit stopped at ``max_iter`` (under a transformation: ``converged``).
+
     Example:
       >>> import jax, jax.numpy as jnp, gmm_jax as gmm
       >>> key_a, key_b, key_fit = jax.random.split(jax.random.key(0), 3)
@@ -160,36 +100,21 @@ def fit(
       >>> bool(result.converged), sorted(result.params.weights.round(2).tolist())
       (True, [0.5, 0.5])
     """
-    _check_key(key)
+    _validation.check_key(key)
     X = _validation.check_data(X)
     n_samples, n_features = X.shape
-    n_components, n_init, max_iter, tol, reg_covar = _validation.check_fit_options(
-        n_samples, n_components, covariance_type, init, n_init, max_iter, tol, reg_covar
-    )
+    tuning = _tuning.for_data(X)
     # Row-sharded X (one block of rows per device): weights are split the same
     # way and chunking stays within each device's block, so no device gathers X.
     n_blocks = _sharding.row_blocks(X)
-    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype)
-    if init_params is not None:
-        _validation.check_init_params(init_params, n_components, n_features, covariance_type)
-        init_params = init_params.astype(X.dtype)
-    if verbose not in (True, False):
-        raise TypeError(f"verbose must be True or False, got {verbose!r}.")
-    if chunk_size is None:
-        chunk_size = _rows.default_chunk_size(n_samples // n_blocks, n_components, n_features, covariance_type)
-    else:
-        chunk_size = _validation._check_int(chunk_size, "chunk_size", 1)
-    if n_blocks > 1:
-        chunk_size = _rows.RowBlocks(n_blocks, chunk_size)
-    result = _fit(
-        key, X, w, init_params, jnp.asarray(tol, X.dtype), jnp.asarray(reg_covar, X.dtype),
-        n_components=n_components, covariance_type=covariance_type, init=init, n_init=n_init,
-        max_iter=max_iter, chunk_size=chunk_size, verbose=bool(verbose),
+    options = _driver.fit_options(
+        n_samples=n_samples, n_features=n_features, n_components=n_components, covariance_type=covariance_type,
+        init=init, n_init=n_init, max_iter=max_iter, verbose=verbose, chunk_size=chunk_size, tuning=tuning,
+        n_blocks=n_blocks,
     )  # fmt: skip
-    if _validation.is_concrete(result.status) and int(result.status) != _em.STATUS_OK:
-        raise ValueError(
-            "Fitting the mixture model failed because some components have ill-defined empirical "
-            "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
-            "number of components, increase reg_covar, or scale the input data."
-        )
-    return result
+    tol, reg_covar = _driver.check_tolerances(tol, reg_covar, X.dtype)
+    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype)
+    init_params, init_lower_bound = _driver.check_warm_start(
+        init_params, init_lower_bound, options.n_components, n_features, covariance_type, X.dtype)  # fmt: skip
+    result = _driver.fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options)
+    return _driver.check_result(result, tol)

@@ -14,32 +14,32 @@ import math
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _covariance, _em, _loops, _rows, _validation
-from gmm_jax._precision import float32_matmuls
+from gmm_jax import _em, _loops, _pass, _rows, _tuning, _validation
 from gmm_jax._params import GMMParams
+from gmm_jax._precision import float32_matmuls
+from gmm_jax._tuning import Tuning
 
 __all__ = ["kmeans", "kmeans_plusplus", "initialize"]
 
 
-# Up to this many features, exact distances are summed feature by feature,
-# with the rows on the fast axis. A (rows, D) layout with a short minor axis
-# wastes the vector units (3x slower for 100k x 8 rows), and under vmap
-# (thousands of small fits) tiny matrix products become thousands of separate
-# GEMM calls (15x slower for 1,000 datasets of 500 x 2).
-_FEATURE_LOOP_D = 16
+def _squared_distances(X, points, tuning: Tuning):
+    """``|x_n - p_t|^2`` as ``(T, N)`` (point-major), exact: explicit differences.
 
-
-def _squared_distances(X, points):
-    """``|x_n - p_t|^2`` as ``(T, N)`` (point-major), exact: explicit differences."""
-    if X.shape[1] <= _FEATURE_LOOP_D:
+    Up to ``tuning.feature_loop_d`` features, summed feature by feature with
+    the rows on the fast axis: a (rows, D) layout with a short minor axis
+    wastes the vector units (3x slower for 100k x 8 rows), and under vmap tiny
+    matrix products become thousands of GEMM calls (15x slower for 1,000
+    datasets of 500 x 2).
+    """
+    if X.shape[1] <= tuning.feature_loop_d:
         return sum((X[:, i][None, :] - points[:, i][:, None]) ** 2 for i in range(X.shape[1]))
     return jnp.sum((X[None, :, :] - points[:, None, :]) ** 2, axis=2)
 
 
-def _nearest(X, centers):
+def _nearest(X, centers, tuning: Tuning):
     """``(N,)`` index of the nearest centre of each row (``X`` centred near the data mean)."""
-    if X.shape[1] <= _covariance._SMALL_D:
-        return jnp.argmin(_squared_distances(X, centers), axis=0)
+    if X.shape[1] <= tuning.small_d:
+        return jnp.argmin(_squared_distances(X, centers, tuning), axis=0)
     # |c|^2 - 2 c.x (|x|^2 does not change the argmin) as one matrix product.
     return jnp.argmin(jnp.sum(centers * centers, axis=1)[:, None] - 2.0 * centers @ X.T, axis=0)
 
@@ -49,10 +49,10 @@ def _hard_responsibilities(labels, w, n_clusters):
     return (labels[None, :] == jnp.arange(n_clusters)[:, None]).astype(w.dtype) * w[None, :]
 
 
-def _label_sums(X, w, labels, n_clusters):
+def _label_sums(X, w, labels, n_clusters, tuning: Tuning):
     """Weighted counts ``(K,)`` and row sums ``(K, D)`` of the rows with each label."""
     onehot = _hard_responsibilities(labels, w, n_clusters)
-    if X.shape[1] <= _covariance._SMALL_D:
+    if X.shape[1] <= tuning.small_d:
         sums = jnp.stack([onehot @ X[:, i] for i in range(X.shape[1])], axis=1)
     else:
         sums = onehot @ X
@@ -90,7 +90,7 @@ def _sample_distinct(key, w, n, chunk_size=None):
     return idx
 
 
-def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
+def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size, tuning: Tuning):
     """Greedy k-means++ seeding (Arthur & Vassilvitskii; scikit-learn's variant).
 
     Each new centre is the best of ``2 + log(K)`` candidates drawn with
@@ -103,14 +103,14 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
     X = jax.lax.stop_gradient(X)
     n_trials = 2 + int(math.log(n_clusters))
     # chunk_size is sized for EM's K x D values per row; these passes hold
-    # n_trials distances per row (times D above _FEATURE_LOOP_D).
-    width = n_trials * (1 if X.shape[1] <= _FEATURE_LOOP_D else X.shape[1])
+    # n_trials distances per row (times D above tuning.feature_loop_d).
+    width = n_trials * (1 if X.shape[1] <= tuning.feature_loop_d else X.shape[1])
     chunk_size = _rows.widen_chunks(chunk_size, (n_clusters * X.shape[1]) // width)
     key, first_key = jax.random.split(key)
     first = _sample_index(first_key, w, chunk_size=chunk_size)
     # take_rows, not X[i]: indexing a row-sharded X would gather it onto every device.
     first_row = _rows.take_rows(X, first, chunk_size)
-    closest = _rows.map_over_rows(lambda Xc: _squared_distances(Xc, first_row[None])[0], X, chunk_size)
+    closest = _rows.map_over_rows(lambda Xc: _squared_distances(Xc, first_row[None], tuning)[0], X, chunk_size)
     centers = jnp.zeros((n_clusters, X.shape[1]), X.dtype).at[0].set(first_row)
 
     def add_center(carry, inputs):
@@ -127,10 +127,10 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
         # (closest travels with the rows): memory stays O(N), never (N, trials).
         def potential_with(Xc, wc_near, _):
             wc, near = wc_near
-            return jnp.minimum(near[None, :], _squared_distances(Xc, candidate_rows)) @ wc
+            return jnp.minimum(near[None, :], _squared_distances(Xc, candidate_rows, tuning)) @ wc
 
         best_row = candidate_rows[jnp.argmin(_rows.sum_over_rows(potential_with, X, (w, closest), chunk_size))]
-        d = _rows.map_over_rows(lambda Xc: _squared_distances(Xc, best_row[None])[0], X, chunk_size)
+        d = _rows.map_over_rows(lambda Xc: _squared_distances(Xc, best_row[None], tuning)[0], X, chunk_size)
         return (centers.at[c].set(best_row), jnp.minimum(closest, d)), None
 
     steps = (jnp.arange(1, n_clusters), jax.random.split(key, n_clusters - 1))
@@ -138,7 +138,7 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size=None):
     return centers
 
 
-def _lloyd(X, w, centers, max_iter: int, tol, chunk_size, center=None):
+def _lloyd(X, w, centers, max_iter: int, tol, chunk_size, center, tuning: Tuning):
     """Lloyd iterations until the squared centre shift is below ``tol``; empty clusters keep their centre.
 
     ``centers`` are in coordinates centred at ``center`` (rows are centred
@@ -149,7 +149,7 @@ def _lloyd(X, w, centers, max_iter: int, tol, chunk_size, center=None):
         X, w, center, _ = data
 
         def chunk(Xc, wc, _):
-            return _label_sums(Xc, wc, _nearest(Xc, centers), centers.shape[0])
+            return _label_sums(Xc, wc, _nearest(Xc, centers, tuning), centers.shape[0], tuning)
 
         counts, sums = _rows.sum_over_rows(chunk, X, w, chunk_size, center)
         return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1e-30)[:, None], centers)
@@ -180,13 +180,14 @@ def _kmeans_tolerance(X, w, tol, center, chunk_size):
     return tol * jnp.mean(sq) / jnp.sum(w)
 
 
-@functools.partial(jax.jit, static_argnames=("n_clusters", "max_iter", "chunk_size"))
+@functools.partial(jax.jit, static_argnames=("n_clusters", "max_iter", "chunk_size", "tuning"))
 @float32_matmuls
-def _kmeans(key, X, w, tol, n_clusters, max_iter, chunk_size):
+def _kmeans(key, X, w, tol, n_clusters, max_iter, chunk_size, tuning):
     center = weighted_mean(X, w)
-    centers = kmeans_plusplus(key, X, w, n_clusters, chunk_size) - center[None]
-    centers = _lloyd(X, w, centers, max_iter, _kmeans_tolerance(X, w, tol, center, chunk_size), chunk_size, center)
-    labels = _rows.map_over_rows(lambda Xc: _nearest(Xc, centers), X, chunk_size, center)
+    centers = kmeans_plusplus(key, X, w, n_clusters, chunk_size, tuning) - center[None]
+    tol = _kmeans_tolerance(X, w, tol, center, chunk_size)
+    centers = _lloyd(X, w, centers, max_iter, tol, chunk_size, center, tuning)
+    labels = _rows.map_over_rows(lambda Xc: _nearest(Xc, centers, tuning), X, chunk_size, center)
     return centers + center[None], labels
 
 
@@ -212,72 +213,68 @@ def kmeans(key, X, n_clusters: int, *, sample_weight=None, max_iter: int = 300, 
       >>> bool(labels[0] == labels[1]) and bool(labels[2] == labels[3]) and bool(labels[0] != labels[2])
       True
     """
+    _validation.check_key(key)
     X = _validation.check_data(X)
-    n_clusters = _validation._check_int(n_clusters, "n_clusters", 1)
+    n_clusters = _validation.check_int(n_clusters, "n_clusters", 1)
     if n_clusters > X.shape[0]:
         raise ValueError(f"n_clusters={n_clusters} must be <= n_samples={X.shape[0]}.")
-    max_iter = _validation._check_int(max_iter, "max_iter", 0)
-    tol = _validation._check_nonneg_float(tol, "tol")
+    max_iter = _validation.check_int(max_iter, "max_iter", 0)
+    tol = _validation.check_scalar_option(tol, "tol", X.dtype)
     w = _validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
-    chunk = _rows.default_chunk_size(X.shape[0], n_clusters, X.shape[1])
-    return _kmeans(key, X, w, tol, n_clusters, max_iter, chunk)
+    tuning = _tuning.for_data(X)
+    chunk = _pass.chunk_rows(X.shape[0], n_clusters, X.shape[1], None, tuning)
+    return _kmeans(key, X, w, tol, n_clusters, max_iter, chunk, tuning)
 
 
-def _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center) -> GMMParams:
+def _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center, tuning) -> GMMParams:
     """M-step from hard assignments of every row to its nearest centre (centred coordinates).
 
-    The sums are the EM pass's own (``_covariance``'s fused pass) with one-hot
-    responsibilities, taken around the centres with a unit precision factor:
-    the same fast kernels, and moments around each row's own centre.
+    The sums are the EM pass's own with one-hot responsibilities, taken
+    around the centres: the same fast kernels, and moments around each row's
+    own centre.
     """
-    model = _covariance.covariance_model(covariance_type)
-    n_components, n_features = centers.shape
-    consts = model.pass_constants(centers, model.unit_factor(n_components, n_features, X.dtype))
 
-    def chunk(Xc, wc, _):
-        resp = _hard_responsibilities(_nearest(Xc, centers), wc, n_components)
-        _, feats = model.chunk_log_prob(consts, Xc)  # only the residuals are used
-        return resp.sum(axis=1), model.chunk_sums(consts, feats, resp)
+    def responsibilities(Xc, wc, _):
+        return _hard_responsibilities(_nearest(Xc, centers, tuning), wc, centers.shape[0])
 
-    nk, sums = _rows.sum_over_rows(chunk, X, w, chunk_size, center, unroll=model.pass_unroll())
-    s1, s2 = model.moments_from_sums(consts, sums, nk, centers)
-    zero = jnp.zeros((), X.dtype)
-    return _em.params_from_statistics(_em.SufficientStatistics(zero, zero, nk, s1, s2), centers, covariance_type, reg_covar)
+    stats = _pass.statistics_from_responsibilities(
+        responsibilities, X, w, centers, covariance_type, tuning, chunk_size, center)  # fmt: skip
+    return _em.params_from_statistics(stats, centers, covariance_type, reg_covar)
 
 
-def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center) -> GMMParams:
+def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center, tuning):
     """M-step from uniformly random soft responsibilities (scikit-learn's ``init_params='random'``)."""
     shift = jnp.zeros((n_components, X.shape[1]), X.dtype)  # every mean starts near the data mean
 
-    def chunk(Xc, wc, offset):
+    def responsibilities(Xc, wc, offset):
         u = jax.random.uniform(jax.random.fold_in(key, offset), (Xc.shape[0], n_components), Xc.dtype)
-        resp = u / jnp.sum(u, axis=1, keepdims=True) * wc[:, None]
-        return _em.statistics_from_responsibilities(Xc, resp, shift, covariance_type)
+        return (u / jnp.sum(u, axis=1, keepdims=True) * wc[:, None]).T
 
-    stats = _rows.sum_over_rows(chunk, X, w, chunk_size, center)
+    stats = _pass.statistics_from_responsibilities(
+        responsibilities, X, w, shift, covariance_type, tuning, chunk_size, center)  # fmt: skip
     return _em.params_from_statistics(stats, shift, covariance_type, reg_covar)
 
 
-def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size=None, center=None) -> GMMParams:
+def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size, center, tuning) -> GMMParams:
     """Starting parameters by the method ``init``, in coordinates centred at ``center``.
 
-    Traceable; ``n_components``, ``covariance_type``, ``init`` and
-    ``chunk_size`` are static.
+    Traceable; ``n_components``, ``covariance_type``, ``init``,
+    ``chunk_size`` and ``tuning`` are static.
     """
     if center is None:
         center = jnp.zeros((X.shape[1],), X.dtype)
     if init == "random":
-        return _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center)
+        return _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center, tuning)
     if init == "random_from_data":
         # Distinct rows with positive weight as means; every row joins its nearest one.
         idx = _sample_distinct(key, w, n_components, chunk_size)
         centers = _rows.take_rows(jax.lax.stop_gradient(X), idx, chunk_size) - center[None]
     elif init == "k-means++":
-        centers = kmeans_plusplus(key, X, w, n_components, chunk_size) - center[None]
+        centers = kmeans_plusplus(key, X, w, n_components, chunk_size, tuning) - center[None]
     elif init == "kmeans":
-        centers = kmeans_plusplus(key, X, w, n_components, chunk_size) - center[None]
+        centers = kmeans_plusplus(key, X, w, n_components, chunk_size, tuning) - center[None]
         tol = _kmeans_tolerance(X, w, 1e-4, center, chunk_size)
-        centers = _lloyd(X, w, centers, 100, tol, chunk_size, center)
+        centers = _lloyd(X, w, centers, 100, tol, chunk_size, center, tuning)
     else:
         raise ValueError(f"init must be one of {_validation.INITS}, got {init!r}.")
-    return _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center)
+    return _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center, tuning)

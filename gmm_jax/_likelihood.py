@@ -1,51 +1,47 @@
-"""Densities, responsibilities, labels and information criteria of a fitted mixture."""
+"""Densities, responsibilities, labels and information criteria of a fitted mixture.
+
+Every function here runs the EM pass's own kernels (``_pass.map_scores``)
+over row chunks, so scoring is as lean as fitting: memory is bounded by a
+chunk plus the output, never an ``(N, K, D)`` array, and for row-sharded ``X``
+the per-row outputs stay split like ``X``. The work happens in coordinates
+centred at the mixture's mean: densities only depend on ``x - mu_k``, and
+shifting both by the same point keeps float32 digits on data far from the
+origin (``X + 1e4``), where ``X @ U - mu @ U`` would cancel.
+"""
 
 from __future__ import annotations
 
-import math
+import functools
 
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _covariance, _sharding, _validation
+from gmm_jax import _covariance, _pass, _rows, _sharding, _tuning, _validation
+from gmm_jax._params import GMMParams, check_params, check_params_and_data
 from gmm_jax._precision import float32_matmuls
-from gmm_jax._params import GMMParams
 
-__all__ = ["log_prob", "predict_proba", "predict", "score", "n_parameters", "bic", "aic"]
-
-
-def weighted_log_prob(params: GMMParams, X: jax.Array) -> jax.Array:
-    """``log w_k + log N(x_n | mu_k, Sigma_k)`` for every sample and component: ``(N, K)``.
-
-    Traceable; no validation. The building block of the E-step.
-    """
-    log_gauss = _covariance.log_gaussian_prob(X, params.means, params.precisions_cholesky, params.covariance_type)
-    # A component with zero weight contributes -inf, which logsumexp handles.
-    return log_gauss + jnp.log(params.weights)[None, :]
+__all__ = ["log_prob", "predict_proba", "predict", "score", "n_parameters", "bic", "aic", "scores"]
 
 
-def centred_weighted_log_prob(params: GMMParams, X: jax.Array) -> jax.Array:
-    """``weighted_log_prob`` evaluated in coordinates centred at the mixture's mean.
+def layout(params: GMMParams, X, tuning: _tuning.Tuning):
+    """Static row layout of a scoring pass over ``X``: rows per chunk, per device for sharded ``X``."""
+    n_blocks = _sharding.row_blocks(X)
+    chunk = _pass.chunk_rows(X.shape[0] // n_blocks, params.n_components, params.n_features,
+                             params.covariance_type, tuning)  # fmt: skip
+    return _rows.RowBlocks(n_blocks, chunk) if n_blocks > 1 else chunk
 
-    Densities only depend on ``x - mu_k``; shifting data and means by the same
-    point changes nothing mathematically but keeps float32 digits on data far
-    from the origin (``X + 1e4``), where ``X @ U - mu @ U`` would cancel.
-    """
+
+@functools.partial(jax.jit, static_argnames=("what", "chunk_size", "tuning"))
+@float32_matmuls
+def _scores(params, X, what, chunk_size, tuning):
     center = jax.lax.stop_gradient(params.weights @ params.means)  # (D,)
-    return weighted_log_prob(params.replace(means=params.means - center[None, :]), X - center[None, :])
+    return _pass.map_scores(params.replace(means=params.means - center[None, :]), X, what, chunk_size, center, tuning)
 
 
-@jax.jit
-@float32_matmuls
-def _log_prob(params, X):
-    return jax.nn.logsumexp(centred_weighted_log_prob(params, X), axis=1)
-
-
-@jax.jit
-@float32_matmuls
-def _log_resp(params, X):
-    wlp = centred_weighted_log_prob(params, X)
-    return wlp - jax.nn.logsumexp(wlp, axis=1, keepdims=True)
+def scores(params: GMMParams, X, what: str):
+    """``_pass.map_scores`` of validated ``params`` and ``X`` (an array of their dtype), compiled."""
+    tuning = _tuning.for_data(X)
+    return _scores(params.astype(X.dtype), X, what, layout(params, X, tuning), tuning)
 
 
 def log_prob(params: GMMParams, X) -> jax.Array:
@@ -62,11 +58,11 @@ def log_prob(params: GMMParams, X) -> jax.Array:
       >>> import jax.numpy as jnp, gmm_jax as gmm
       >>> p = gmm.GMMParams.from_covariances(jnp.array([1.0]), jnp.zeros((1, 2)),
       ...                                    jnp.array([1.0]), "spherical")
-      >>> float(gmm.log_prob(p, jnp.zeros((1, 2)))[0])  # -log(2 pi)
-      -1.8378770664093453
+      >>> round(float(gmm.log_prob(p, jnp.zeros((1, 2)))[0]), 6)  # -log(2 pi)
+      -1.837877
     """
-    X = _validation.check_params_and_data(params, X)
-    return _log_prob(params.astype(X.dtype), X)
+    X = check_params_and_data(params, X)
+    return scores(params, X, "log_prob")
 
 
 def predict_proba(params: GMMParams, X) -> jax.Array:
@@ -79,8 +75,8 @@ def predict_proba(params: GMMParams, X) -> jax.Array:
       >>> gmm.predict_proba(p, jnp.array([[-5.0], [0.0]])).round(3).tolist()
       [[1.0, 0.0], [0.5, 0.5]]
     """
-    X = _validation.check_params_and_data(params, X)
-    return jnp.exp(_log_resp(params.astype(X.dtype), X))
+    X = check_params_and_data(params, X)
+    return scores(params, X, "proba")
 
 
 def predict(params: GMMParams, X) -> jax.Array:
@@ -93,8 +89,13 @@ def predict(params: GMMParams, X) -> jax.Array:
       >>> gmm.predict(p, jnp.array([[-4.0], [6.0]])).tolist()
       [0, 1]
     """
-    X = _validation.check_params_and_data(params, X)
-    return jnp.argmax(_log_resp(params.astype(X.dtype), X), axis=1)
+    X = check_params_and_data(params, X)
+    return scores(params, X, "labels")
+
+
+def _weights_of(X, sample_weight):
+    # Weights split like the rows of a sharded X (default ones included).
+    return _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), X.shape[0], X.dtype)
 
 
 def score(params: GMMParams, X, sample_weight=None) -> jax.Array:
@@ -107,11 +108,14 @@ def score(params: GMMParams, X, sample_weight=None) -> jax.Array:
       >>> round(float(gmm.score(p, jnp.array([[-1.0], [1.0]]))), 4)  # -0.5 log(2 pi) - 0.5
       -1.4189
     """
-    X = _validation.check_params_and_data(params, X)
-    # Weights split like the rows of a sharded X (default ones included).
-    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), X.shape[0], X.dtype)
-    lp = _log_prob(params.astype(X.dtype), X)
-    return jnp.sum(w * lp) / jnp.sum(w)
+    X = check_params_and_data(params, X)
+    w = _weights_of(X, sample_weight)
+    return _weighted_mean(scores(params, X, "log_prob"), w)
+
+
+def _weighted_mean(values, w):
+    # Zero-weight rows (padding) count for nothing, even where their density is -inf.
+    return jnp.sum(jnp.where(w > 0, w * values, 0.0)) / jnp.sum(w)
 
 
 def n_parameters(params: GMMParams) -> int:
@@ -124,15 +128,30 @@ def n_parameters(params: GMMParams) -> int:
       >>> gmm.n_parameters(p)  # 2 weights + 6 mean entries + 3 variances
       11
     """
-    _validation.check_params(params)
-    k, d = params.n_components, params.n_features
-    return (k - 1) + k * d + _covariance.n_covariance_parameters(params.covariance_type, k, d)
+    check_params(params)
+    return n_free_parameters(params.covariance_type, params.n_components, params.n_features)
 
 
-def bic(params: GMMParams, X) -> jax.Array:
+def n_free_parameters(covariance_type: str, n_components, n_features):
+    """Free parameters of a ``covariance_type`` mixture of ``n_components`` (an int or an array) in ``D``."""
+    k, d = n_components, n_features
+    return (k - 1) + k * d + _covariance.n_covariance_parameters(covariance_type, k, d)
+
+
+def _criterion(params, X, sample_weight, penalty_per_parameter):
+    X = check_params_and_data(params, X)
+    w = _weights_of(X, sample_weight)
+    n = jnp.sum(w)  # the number of samples a weighted (or zero-padded) dataset stands for
+    total = -2.0 * _weighted_mean(scores(params, X, "log_prob"), w) * n
+    return total + n_parameters(params) * penalty_per_parameter(n)
+
+
+def bic(params: GMMParams, X, sample_weight=None) -> jax.Array:
     """Bayesian information criterion on ``X`` (lower is better), as scikit-learn defines it.
 
-    ``-2 * N * score + n_parameters * log(N)``.
+    ``-2 * log-likelihood + n_parameters * log(N)``. With ``sample_weight``,
+    the log-likelihood is weighted and ``N`` is the sum of the weights, so
+    zero-weight padding rows change nothing.
 
     Example:
       >>> import jax, gmm_jax as gmm
@@ -142,13 +161,13 @@ def bic(params: GMMParams, X) -> jax.Array:
       >>> bool(gmm.bic(p1, X) < gmm.bic(p4, X))  # one Gaussian explains Gaussian data best
       True
     """
-    X = _validation.check_params_and_data(params, X)
-    n = X.shape[0]
-    return -2.0 * score(params, X) * n + n_parameters(params) * math.log(n)
+    return _criterion(params, X, sample_weight, jnp.log)
 
 
-def aic(params: GMMParams, X) -> jax.Array:
-    """Akaike information criterion on ``X`` (lower is better): ``-2 N score + 2 n_parameters``.
+def aic(params: GMMParams, X, sample_weight=None) -> jax.Array:
+    """Akaike information criterion on ``X`` (lower is better): ``-2 log-likelihood + 2 n_parameters``.
+
+    ``sample_weight`` as in :func:`bic`.
 
     Example:
       >>> import jax, gmm_jax as gmm
@@ -157,5 +176,5 @@ def aic(params: GMMParams, X) -> jax.Array:
       >>> bool(gmm.aic(p, X) < gmm.bic(p, X))  # log(200) > 2 per parameter
       True
     """
-    X = _validation.check_params_and_data(params, X)
-    return -2.0 * score(params, X) * X.shape[0] + 2 * n_parameters(params)
+    return _criterion(params, X, sample_weight, lambda n: 2.0)
+

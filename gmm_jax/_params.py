@@ -7,10 +7,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _covariance
+from gmm_jax import _covariance, _validation
 from gmm_jax._precision import float32_matmuls
 
-__all__ = ["GMMParams", "COVARIANCE_TYPES"]
+__all__ = ["GMMParams", "COVARIANCE_TYPES", "check_params", "check_params_and_data", "check_init_params"]
 
 COVARIANCE_TYPES = _covariance.COVARIANCE_TYPES
 
@@ -75,8 +75,6 @@ class GMMParams:
             covariance type, or (for concrete arrays) the weights are negative
             or the covariances are not positive definite.
         """
-        from gmm_jax import _validation
-
         weights, means, covariances = _validation.check_parameter_arrays(
             weights, means, covariances, covariance_type, what="covariances"
         )
@@ -92,8 +90,6 @@ class GMMParams:
         ``GMMParams.from_precisions_cholesky(m.weights_, m.means_,
         m.precisions_cholesky_, m.covariance_type)`` imports a sklearn model.
         """
-        from gmm_jax import _validation
-
         weights, means, precisions_cholesky = _validation.check_parameter_arrays(
             weights, means, precisions_cholesky, covariance_type, what="precisions_cholesky"
         )
@@ -137,3 +133,48 @@ jax.tree_util.register_dataclass(
     data_fields=["weights", "means", "precisions_cholesky"],
     meta_fields=["covariance_type"],
 )
+
+
+def check_params(params, name: str = "params") -> GMMParams:
+    """``params`` if it is a ``GMMParams``, else a ``TypeError`` naming ``name``."""
+    if not isinstance(params, GMMParams):
+        raise TypeError(
+            f"{name} must be a GMMParams (build one with GMMParams.from_covariances), "
+            f"got {type(params).__name__}."
+        )
+    return params
+
+
+def check_params_and_data(params, X, name: str = "X"):
+    """Validates ``params`` and a data matrix whose features match them; returns ``X`` as an array."""
+    check_params(params)
+    X = _validation.check_data(X, name)
+    if X.shape[1] != params.n_features:
+        raise ValueError(
+            f"{name} has {X.shape[1]} features but the mixture has {params.n_features}; "
+            "pass data with the same features the model was fitted on."
+        )
+    return X
+
+
+def check_init_params(init_params, n_components, n_features, covariance_type) -> GMMParams:
+    """Checks a warm start against the fit's options (type and shapes)."""
+    check_params(init_params, "init_params")
+    if init_params.covariance_type != covariance_type:
+        raise ValueError(
+            f"init_params has covariance_type={init_params.covariance_type!r} but the fit asks for "
+            f"covariance_type={covariance_type!r}; they must match."
+        )
+    expected = {
+        "weights": (n_components,),
+        "means": (n_components, n_features),
+        "precisions_cholesky": _covariance.expected_factor_shape(covariance_type, n_components, n_features),
+    }
+    for field, shape in expected.items():
+        got = getattr(init_params, field).shape
+        if got != shape:
+            raise ValueError(
+                f"init_params.{field} must have shape {shape} for n_components={n_components}, "
+                f"n_features={n_features}, got {got}."
+            )
+    return init_params

@@ -5,7 +5,8 @@ large ``N`` the per-sample intermediates (``(N, K)`` responsibilities, ``(N,
 K, D)`` differences) would not fit in memory or cache, so the sums run over
 fixed-size chunks of rows in a ``fori_loop`` that slices the data in place:
 memory is bounded by the chunk, never by ``N``, and no padded copy of ``X`` is
-made (a ragged last chunk is handled with its own static shape).
+made (a ragged last chunk is handled with its own static shape). How many rows
+a chunk holds is the pass's choice (``_pass.chunk_rows``, from ``_tuning``).
 
 Sharded data. When ``X`` is split along the sample axis over ``P`` devices, a
 dynamic slice of that axis would make XLA gather all of ``X`` onto every
@@ -23,22 +24,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-# Elements of the largest per-chunk intermediate (about (chunk, K, D)). 2**20
-# float32 values is 4 MiB: big enough to amortise the loop, small enough to
-# stay near cache on a CPU (measured on 2 AMD EPYC cores: 2k-8k rows per chunk
-# are within a few percent of each other for the EM pass; 256 rows cost 20-30%
-# more). A GPU wants far more rows in flight per kernel: on an H200, full
-# covariances with N=1e7, D=32, K=64 took 318 ms per EM iteration with 8,192
-# rows per chunk, 272 ms with 32,768 and 259 ms with 131,072; N=1e6, D=16,
-# K=16: 6.0 ms with 16,384 rows, 4.1 ms with 262,144 (python -m
-# benchmarks.chunk_sweep; benchmarks/results/nvidia-h200-chunks.md). The
-# full pass counts two (K, D) arrays per row, so 2**27 elements is 32,768
-# rows there, 256 MiB per array in float32.
-_TARGET_CHUNK_ELEMENTS = {"cpu": 2**20}
-_TARGET_CHUNK_ELEMENTS_ACCELERATOR = 2**27
-_MIN_CHUNK = 256
-
-
 class RowBlocks(NamedTuple):
     """Static row layout for data sharded along the sample axis.
 
@@ -49,25 +34,6 @@ class RowBlocks(NamedTuple):
 
     n_blocks: int
     chunk_size: int | None  # rows per chunk within a block; None: the whole block
-
-
-def default_chunk_size(
-    n_samples: int, n_components: int, n_features: int, covariance_type: str | None = None
-) -> int | None:
-    """Rows per chunk for an EM pass, or ``None`` to process all rows at once.
-
-    ``covariance_type`` names the EM pass whose per-row width sets the chunk
-    (``None``: ``K * D``, the widest); decided in Python, before tracing.
-    """
-    if covariance_type is None:
-        width = n_components * max(n_features, 1)
-    else:
-        from gmm_jax import _covariance
-
-        width = _covariance.covariance_model(covariance_type).pass_width(n_components, max(n_features, 1))
-    target = _TARGET_CHUNK_ELEMENTS.get(jax.default_backend(), _TARGET_CHUNK_ELEMENTS_ACCELERATOR)
-    chunk = max(_MIN_CHUNK, target // width)
-    return None if chunk >= n_samples else chunk
 
 
 def widen_chunks(chunk_size, factor: int):
@@ -150,7 +116,7 @@ def sum_over_rows(fn, X, w, chunk_size, center=None, unroll=1):
       unroll: chunks per step of the loop (static). The chunks' sums do not
         depend on each other, so with ``unroll > 1`` the runtime may overlap
         one chunk's work with the next one's (useful where a chunk's steps
-        leave cores idle; see ``Full.pass_unroll``).
+        leave cores idle; see ``_tuning.Tuning.full_unroll``).
     """
     if isinstance(chunk_size, RowBlocks):
         n_blocks, chunk_size = chunk_size
@@ -190,15 +156,20 @@ def map_over_rows(fn, X, chunk_size, center=None):
     """``concatenate_c fn(X_c - center)`` over row chunks, for per-row outputs such as labels.
 
     Args:
-      fn: ``fn(X_chunk (B, D)) -> (B, ...)`` array.
+      fn: ``fn(X_chunk (B, D)) -> (B, ...)`` array, or a pytree of them.
       X: ``(N, D)``.
       chunk_size: rows per chunk (static), ``None``, or a :class:`RowBlocks` layout.
       center: optional ``(D,)`` subtracted from every row.
+
+    Returns:
+      ``fn``'s outputs for all rows, ``(N, ...)``, written chunk by chunk into
+      one buffer each (no per-chunk copies are kept).
     """
+    tree_map = jax.tree_util.tree_map
     if isinstance(chunk_size, RowBlocks):
         n_blocks, chunk_size = chunk_size
         out = jax.vmap(lambda Xb: map_over_rows(fn, Xb, chunk_size, center))(_blocked(X, n_blocks))
-        return out.reshape(X.shape[0], *out.shape[2:])
+        return tree_map(lambda a: a.reshape(X.shape[0], *a.shape[2:]), out)
     n = X.shape[0]
     if center is not None:
         return map_over_rows(lambda Xc: fn(Xc - center[None, :]), X, chunk_size)
@@ -206,15 +177,15 @@ def map_over_rows(fn, X, chunk_size, center=None):
         return fn(X)
     n_full = n // chunk_size
     first = fn(X[:chunk_size])
-    out = jnp.zeros((n, *first.shape[1:]), first.dtype)
-    out = jax.lax.dynamic_update_slice_in_dim(out, first, 0, axis=0)
+    out = tree_map(lambda a: jax.lax.dynamic_update_slice_in_dim(jnp.zeros((n, *a.shape[1:]), a.dtype), a, 0, 0), first)
 
     def body(i, out):
         start = i * chunk_size
         part = fn(jax.lax.dynamic_slice_in_dim(X, start, chunk_size))
-        return jax.lax.dynamic_update_slice_in_dim(out, part, start, axis=0)
+        return tree_map(lambda o, a: jax.lax.dynamic_update_slice_in_dim(o, a, start, axis=0), out, part)
 
     out = jax.lax.fori_loop(1, n_full, body, out)
     if n > n_full * chunk_size:
-        out = out.at[n_full * chunk_size :].set(fn(X[n_full * chunk_size :]))
+        tail = fn(X[n_full * chunk_size :])
+        out = tree_map(lambda o, a: o.at[n_full * chunk_size :].set(a), out, tail)
     return out

@@ -10,7 +10,7 @@ from jax.scipy.linalg import solve_triangular
 
 from gmm_jax import _validation
 from gmm_jax._precision import float32_matmuls
-from gmm_jax._params import GMMParams
+from gmm_jax._params import GMMParams, check_params
 
 __all__ = ["sample"]
 
@@ -65,6 +65,6 @@ def sample(key, params: GMMParams, n_samples: int):
       >>> X.shape, bool(0.72 < labels.mean() < 0.78)  # about 3/4 from component 1
       ((4000, 1), True)
     """
-    _validation.check_params(params)
-    n_samples = _validation._check_int(n_samples, "n_samples", 1)
+    check_params(params)
+    n_samples = _validation.check_int(n_samples, "n_samples", 1)
     return _sample(key, params, n_samples)

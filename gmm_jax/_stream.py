@@ -22,13 +22,12 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gmm_jax import _em, _init, _rows, _validation, distributed
+from gmm_jax import _driver, _em, _pass, _tuning, _validation
+from gmm_jax._em import FitResult
+from gmm_jax._params import GMMParams, check_init_params
 from gmm_jax._precision import float32_matmuls
-from gmm_jax._em import FitResult, SufficientStatistics
-from gmm_jax._params import GMMParams
 
 __all__ = ["fit_stream"]
 
@@ -36,34 +35,27 @@ _DEFAULT_INIT_SAMPLE = 2**16
 
 
 # ---------------------------------------------------------------------------
-# Compiled steps: the core's E-step sums and M-step, nothing else.
+# Compiled steps: the engine's E-step sums and EM update, nothing else.
 
 
-@functools.partial(jax.jit, static_argnames=("chunk_size",))
+@functools.partial(jax.jit, static_argnames=("chunk_size", "tuning"))
 @float32_matmuls
-def _batch_statistics(params, X, w, center, chunk_size):
-    return _em.accumulate_statistics(params, X, w, chunk_size, center)
+def _batch_statistics(params, X, w, center, chunk_size, tuning):
+    return _pass.accumulate_statistics(params, X, w, chunk_size, center, tuning)
 
 
-@functools.partial(jax.jit, static_argnames=("chunk_size",))
+@functools.partial(jax.jit, static_argnames=("chunk_size", "tuning"))
 @float32_matmuls
-def _add_batch_statistics(total, params, X, w, center, chunk_size):
-    stats = _em.accumulate_statistics(params, X, w, chunk_size, center)
+def _add_batch_statistics(total, params, X, w, center, chunk_size, tuning):
+    stats = _pass.accumulate_statistics(params, X, w, chunk_size, center, tuning)
     return jax.tree_util.tree_map(jnp.add, total, stats)
 
 
-@functools.partial(jax.jit, static_argnames=("reg_covar",))
+@jax.jit
 @float32_matmuls
-def _m_step(stats: SufficientStatistics, params: GMMParams, reg_covar):
-    new = _em.params_from_statistics(stats, params.means, params.covariance_type, reg_covar, previous=params)
-    log_likelihood = stats.log_likelihood / stats.weight_sum
-    return log_likelihood, new, _em.all_finite(new) & jnp.isfinite(log_likelihood)
-
-
-@functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "init", "reg_covar", "chunk_size"))
-@float32_matmuls
-def _initialize(key, X, w, center, n_components, covariance_type, init, reg_covar, chunk_size):
-    return _init.initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size, center)
+def _em_step(state: _em.EMState, stats, tol, reg_covar, iteration):
+    update = _em.em_update(stats, state.params, reg_covar)
+    return _em.advance(state, update, tol, iteration), update.log_likelihood
 
 
 # ---------------------------------------------------------------------------
@@ -150,36 +142,8 @@ class _Stream:
 
     def _check_batch(self, batch, index, pass_index):
         where = f"batch {index} (0-based) of pass {pass_index}"
-        if isinstance(batch, tuple):
-            if len(batch) != 2:
-                raise ValueError(f"{where} is a tuple of {len(batch)} items; a batch is X or (X, sample_weight).")
-            X, w = batch
-        else:
-            X, w = batch, None
-        X = _validation.host_float_array(X, f"X in {where}")
-        if X.ndim != 2:
-            raise ValueError(f"X in {where} must be 2-D (n_samples, n_features), got shape {X.shape}.")
-        if self.n_features is None:
-            if X.shape[1] < 1:
-                raise ValueError(f"X in {where} has no features (shape {X.shape}).")
-            self.n_features = X.shape[1]
-        elif X.shape[1] != self.n_features:
-            raise ValueError(
-                f"X in {where} has {X.shape[1]} features but earlier batches have {self.n_features}; "
-                "every batch must have the same columns."
-            )
-        self.dtype = X.dtype if self.dtype is None else self.dtype
-        X = X.astype(self.dtype, copy=False)
-        if not np.isfinite(X).all():
-            raise ValueError(f"X in {where} contains NaN or infinite values; remove or impute them.")
-        if w is None:
-            w = np.ones((X.shape[0],), self.dtype)
-        else:
-            w = _validation.host_float_array(w, f"sample_weight in {where}").astype(self.dtype, copy=False)
-            if w.shape != (X.shape[0],):
-                raise ValueError(f"sample_weight in {where} must have shape ({X.shape[0]},), got {w.shape}.")
-            if not np.isfinite(w).all() or (w < 0).any():
-                raise ValueError(f"sample_weight in {where} must be finite and non-negative.")
+        X, w = _driver.read_batch(batch, where, self.n_features, self.dtype)
+        self.n_features, self.dtype = X.shape[1], X.dtype
         return X, w
 
 
@@ -215,14 +179,6 @@ class _Reservoir:
 
 
 # ---------------------------------------------------------------------------
-
-
-def _pad_rows(X, w, n_rows):
-    """Pads a batch with zero-weight copies of its last row to ``n_rows`` (fewer compiled shapes)."""
-    n_pad = n_rows - X.shape[0]
-    if n_pad == 0:
-        return X, w
-    return np.concatenate([X, np.repeat(X[-1:], n_pad, axis=0)]), np.concatenate([w, np.zeros((n_pad,), w.dtype)])
 
 
 def _print_pass(iteration, log_likelihood, change, n_rows, seconds):
@@ -309,19 +265,21 @@ def fit_stream(
       >>> bool(result.converged), sorted(result.params.weights.round(2).tolist())
       (True, [0.5, 0.5])
     """
-    from gmm_jax._fit import _check_key
-
-    _check_key(key)
+    if isinstance(key, jax.core.Tracer):
+        raise TypeError(
+            "fit_stream reads its source on the host, one pass per EM iteration, so it cannot run inside "
+            "jax.jit, vmap or grad; call it directly (each pass runs compiled steps)."
+        )
+    _validation.check_key(key)
     stream = _Stream(source)
     # n_samples is not known yet: check everything else now, n_components after the first pass.
-    n_components, _, max_iter, tol, reg_covar = _validation.check_fit_options(
-        np.iinfo(np.int64).max, n_components, covariance_type, init, 1, max_iter, tol, reg_covar
-    )
-    init_sample_size = _validation._check_int(init_sample_size, "init_sample_size", 1)
-    if verbose not in (True, False):
-        raise TypeError(f"verbose must be True or False, got {verbose!r}.")
-    if chunk_size is not None:
-        chunk_size = _validation._check_int(chunk_size, "chunk_size", 1)
+    options = _driver.fit_options(
+        n_samples=None, n_features=None, n_components=n_components, covariance_type=covariance_type, init=init,
+        n_init=1, max_iter=max_iter, verbose=verbose, chunk_size=chunk_size, tuning=_tuning.for_platform(
+            jax.default_backend() if mesh is None else mesh.devices.flat[0].platform),
+    )  # fmt: skip
+    tol, reg_covar = _driver.check_tolerances(tol, reg_covar, jnp.result_type(float))
+    init_sample_size = _validation.check_int(init_sample_size, "init_sample_size", 1)
     if mesh is not None:
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}.")
@@ -339,38 +297,28 @@ def fit_stream(
             reservoir.add(X, w)
             weighted_sum = weighted_sum + w.astype(np.float64) @ X
             weight_sum += float(w.sum(dtype=np.float64))
-        _check_rows(stream.n_rows, n_components, weight_sum)
+        _check_rows(stream.n_rows, options.n_components, weight_sum)
+        tol, reg_covar = tol.astype(stream.dtype), reg_covar.astype(stream.dtype)
         center = jnp.asarray(weighted_sum / weight_sum, stream.dtype)
         X_sample, w_sample = reservoir.sample()
         if not (w_sample > 0).any():
             raise ValueError("every row of the initialisation sample has zero weight; increase init_sample_size.")
-        if X_sample.shape[0] < n_components:
-            raise ValueError(f"n_components={n_components} must be <= n_samples={X_sample.shape[0]}.")
-        params = _initialize(
-            key, jnp.asarray(X_sample), jnp.asarray(w_sample), center,
-            n_components=n_components, covariance_type=covariance_type, init=init, reg_covar=reg_covar,
-            chunk_size=_rows.default_chunk_size(X_sample.shape[0], n_components, stream.n_features),
-        )  # fmt: skip
+        if X_sample.shape[0] < options.n_components:
+            raise ValueError(f"n_components={options.n_components} must be <= n_samples={X_sample.shape[0]}.")
+        params = _driver.initialize(key, jnp.asarray(X_sample), jnp.asarray(w_sample), center, reg_covar, options)
     else:
-        _validation.check_params(init_params, "init_params")
-        _validation.check_init_params(init_params, n_components, init_params.n_features, covariance_type)
+        check_init_params(init_params, options.n_components, init_params.n_features, covariance_type)
         stream.n_features = init_params.n_features
         X, _ = stream.first_batch()  # the data's dtype decides the parameters' dtype, as in fit
+        tol, reg_covar = tol.astype(X.dtype), reg_covar.astype(X.dtype)
         params = init_params.astype(X.dtype)
         center = params.weights @ params.means  # the mixture mean: the data mean after any EM step
-        params = params.replace(means=params.means - center[None])
-        stream.n_features = params.n_features
+        params = _driver.centred(params, center)
 
-    result = _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size, verbose, mesh)
+    result = _run_stream_em(stream, params, center, tol, reg_covar, options, mesh)
     if init_params is not None:
-        _check_rows(stream.n_rows, n_components, None)
-    if int(result.status) != _em.STATUS_OK:
-        raise ValueError(
-            "Fitting the mixture model failed because some components have ill-defined empirical "
-            "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
-            "number of components, increase reg_covar, or scale the input data."
-        )
-    return result
+        _check_rows(stream.n_rows, options.n_components, None)
+    return _driver.check_result(result, tol, "fit_stream")
 
 
 def _check_rows(n_rows, n_components, weight_sum):
@@ -382,33 +330,34 @@ def _check_rows(n_rows, n_components, weight_sum):
         raise ValueError("sample_weight is zero everywhere; at least one sample needs positive weight.")
 
 
-def _pass_statistics(stream, params, center, chunk_size, mesh=None):
+def _pass_statistics(stream, params, center, options, mesh=None):
     """One pass: sufficient statistics of the whole stream around ``params.means``.
 
     With a ``mesh``, each batch is split by rows over its devices (parameters
-    replicated) and chunked within each device's rows, as in a sharded ``fit``.
+    replicated) and chunked within each device's rows, as in a sharded
+    ``fit``. The split is a local ``device_put``: no collective per batch.
     """
     n_devices = 1 if mesh is None else mesh.devices.size
     if mesh is not None:
-        replicated = NamedSharding(mesh, PartitionSpec())
-        params, center = jax.device_put((params, center), replicated)
+        rows = tuple(mesh.axis_names)
+        x_sharding, w_sharding = NamedSharding(mesh, PartitionSpec(rows, None)), NamedSharding(mesh, PartitionSpec(rows))
+        params, center = jax.device_put((params, center), NamedSharding(mesh, PartitionSpec()))
     total = pending = None
     bucket = 0
     for X, w in stream.one_pass():
         # Batches shorter than the longest so far are padded with zero weight,
         # so a ragged last batch does not compile a new step.
         bucket = max(bucket, -(-X.shape[0] // n_devices) * n_devices)
-        X, w = _pad_rows(X, w, bucket)
-        chunk = chunk_size or _rows.default_chunk_size(bucket // n_devices, params.n_components, X.shape[1])
+        X, w = _driver.pad_rows(X, w, bucket)
+        chunk = _driver.batch_layout(options, bucket, X.shape[1], n_devices)
         if mesh is None:
             X, w = jnp.asarray(X), jnp.asarray(w)
         else:
-            X, w = distributed.shard(X, w, mesh)
-            chunk = _rows.RowBlocks(n_devices, chunk)
+            X, w = jax.device_put(X, x_sharding), jax.device_put(w, w_sharding)
         if total is None:
-            total = _batch_statistics(params, X, w, center, chunk_size=chunk)
+            total = _batch_statistics(params, X, w, center, chunk_size=chunk, tuning=options.tuning)
         else:
-            total = _add_batch_statistics(total, params, X, w, center, chunk_size=chunk)
+            total = _add_batch_statistics(total, params, X, w, center, chunk_size=chunk, tuning=options.tuning)
         # Dispatch is asynchronous: let at most two batches be in flight, so a
         # fast reader cannot queue the whole stream in memory.
         if pending is not None:
@@ -417,41 +366,23 @@ def _pass_statistics(stream, params, center, chunk_size, mesh=None):
     return total
 
 
-def _run_stream_em(stream, params, center, max_iter, tol, reg_covar, chunk_size, verbose, mesh) -> FitResult:
-    """``_em.run_em`` with a pass over the stream per iteration: the same stopping rule and outputs."""
+def _run_stream_em(stream, params, center, tol, reg_covar, options, mesh) -> FitResult:
+    """The engine's EM loop with one pass over the stream per iteration: the same update and stopping rule."""
     dtype = params.means.dtype
-    trace = np.full((max_iter,), -np.inf, dtype)
-    prev_ll, converged, n_iter, n_empty = -np.inf, False, 0, 0
-    status = _em.STATUS_OK if bool(_em.all_finite(params)) else _em.STATUS_NON_FINITE
-    for i in range(max_iter if status == _em.STATUS_OK else 0):
-        start = time.perf_counter()
-        stats = _pass_statistics(stream, params, center, chunk_size, mesh)
-        ll, new, ok = _m_step(stats, params, reg_covar=reg_covar)
-        ll, ok = float(ll), bool(ok)
-        change = ll - prev_ll
-        converged = ok and abs(change) < tol
-        if verbose:
-            _print_pass(i + 1, ll, change, stream.n_rows, time.perf_counter() - start)
-        if ok:
-            params, n_iter = new, i + 1
-            n_empty = int(jnp.sum(_em.empty_components(stats.nk)))
-        else:
-            status = _em.STATUS_NON_FINITE
-        prev_ll = ll if np.isfinite(ll) else prev_ll
-        trace[i:] = prev_ll  # entries after convergence repeat the final value, as in fit
-        if converged or not ok:
+    trace = np.full((options.max_iter,), -np.inf, dtype)
+    state = _em.start_state(params, -jnp.inf)
+    for i in range(options.max_iter):
+        if bool(state.done):
             break
-    lower_bound = prev_ll
-    if max_iter == 0:
-        stats = _pass_statistics(stream, params, center, chunk_size, mesh)
-        lower_bound = float(stats.log_likelihood / stats.weight_sum)
-    params = params.replace(means=params.means + center[None])
-    return FitResult(
-        params,
-        jnp.asarray(trace, dtype),
-        jnp.asarray(n_iter, jnp.int32),
-        jnp.asarray(converged),
-        jnp.asarray(lower_bound, dtype),
-        jnp.asarray(status, jnp.int32),
-        jnp.asarray(n_empty, jnp.int32),
-    )
+        start = time.perf_counter()
+        stats = _pass_statistics(stream, state.params, center, options, mesh)
+        previous = float(state.log_likelihood)
+        state, ll = _em_step(state, stats, tol, reg_covar, jnp.asarray(i, jnp.int32))
+        if options.verbose:
+            _print_pass(i + 1, float(ll), float(ll) - previous, stream.n_rows, time.perf_counter() - start)
+        trace[i:] = float(state.log_likelihood)  # entries after convergence repeat the final value, as in fit
+    lower_bound = state.log_likelihood
+    if options.max_iter == 0:
+        stats = _pass_statistics(stream, state.params, center, options, mesh)
+        lower_bound = stats.log_likelihood / stats.weight_sum
+    return _driver.host_result(state, trace, lower_bound, center)

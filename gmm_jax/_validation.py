@@ -15,12 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_jax._covariance import COVARIANCE_TYPES
+from gmm_jax._covariance import COVARIANCE_TYPES, expected_factor_shape
 
 INITS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
-def _eager(check):
+def eager(check):
     """Runs ``check`` with JAX operations on concrete arrays evaluated at once.
 
     Inside a user's ``jit``, an array captured from outside is concrete, but
@@ -83,7 +83,7 @@ def host_float_array(x, name: str):
     return x.astype(jax.dtypes.canonicalize_dtype(dtype), copy=False)
 
 
-@_eager
+@eager
 def check_data(X, name: str = "X", min_samples: int = 1):
     """Validates a data matrix ``(n_samples, n_features)``; returns a float array."""
     X = as_float_array(X, name)
@@ -102,7 +102,7 @@ def check_data(X, name: str = "X", min_samples: int = 1):
     return X
 
 
-@_eager
+@eager
 def check_sample_weight(sample_weight, n_samples: int, dtype):
     """Validates ``sample_weight`` of shape ``(n_samples,)``; ``None`` means ones."""
     if sample_weight is None:
@@ -126,7 +126,7 @@ def check_covariance_type(covariance_type):
     return covariance_type
 
 
-def _check_int(value, name, minimum):
+def check_int(value, name, minimum):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}.")
     if value < minimum:
@@ -134,7 +134,7 @@ def _check_int(value, name, minimum):
     return int(value)
 
 
-def _check_nonneg_float(value, name):
+def check_nonneg_float(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}.")
     if not np.isfinite(value) or value < 0:
@@ -142,34 +142,50 @@ def _check_nonneg_float(value, name):
     return float(value)
 
 
-def check_fit_options(n_samples, n_components, covariance_type, init, n_init, max_iter, tol, reg_covar):
-    """Checks the static options of :func:`gmm_jax.fit`."""
-    n_components = _check_int(n_components, "n_components", 1)
-    if n_components > n_samples:
-        raise ValueError(
-            f"n_components={n_components} must be <= n_samples={n_samples}; "
-            "use fewer components or more data."
-        )
-    check_covariance_type(covariance_type)
+def check_scalar_option(value, name, dtype):
+    """A non-negative real option that stays traced (``tol``, ``reg_covar``): a 0-d array of ``dtype``.
+
+    Python numbers and concrete arrays are checked (finite, ``>= 0``); a tracer
+    (the option batched under the caller's ``vmap``, say) is checked for
+    shape and kind only, and its values are the fit's to report.
+    """
+    if isinstance(value, jax.Array):
+        if value.shape != () or not (jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer)):
+            raise TypeError(f"{name} must be a real scalar, got an array of shape {value.shape} and dtype {value.dtype}.")
+        if is_concrete(value):
+            check_nonneg_float(float(value), name)
+        return value.astype(dtype)
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value.item()
+    return jnp.asarray(check_nonneg_float(value, name), dtype)
+
+
+def check_key(key, name: str = "key"):
+    """``key`` if it is a JAX PRNG key (new-style or a raw ``uint32[2]``), else a ``TypeError``."""
+    if isinstance(key, jax.Array) and (
+        jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape == (2,))
+    ):
+        return key
+    raise TypeError(
+        f"{name} must be a JAX PRNG key such as jax.random.key(0), got {type(key).__name__}"
+        + (f" with dtype {key.dtype} and shape {key.shape}" if hasattr(key, "dtype") else "")
+        + "."
+    )
+
+
+def check_init(init):
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}.")
-    n_init = _check_int(n_init, "n_init", 1)
-    max_iter = _check_int(max_iter, "max_iter", 0)
-    tol = _check_nonneg_float(tol, "tol")
-    reg_covar = _check_nonneg_float(reg_covar, "reg_covar")
-    return n_components, n_init, max_iter, tol, reg_covar
+    return init
 
 
-def expected_factor_shape(covariance_type, n_components, n_features):
-    return {
-        "full": (n_components, n_features, n_features),
-        "tied": (n_features, n_features),
-        "diag": (n_components, n_features),
-        "spherical": (n_components,),
-    }[covariance_type]
+def check_verbose(verbose):
+    if verbose not in (True, False):
+        raise TypeError(f"verbose must be True or False, got {verbose!r}.")
+    return bool(verbose)
 
 
-@_eager
+@eager
 def check_parameter_arrays(weights, means, third, covariance_type, what):
     """Checks the arrays given to a ``GMMParams`` constructor; returns them as arrays."""
     check_covariance_type(covariance_type)
@@ -203,55 +219,10 @@ def check_parameter_arrays(weights, means, third, covariance_type, what):
     return weights, means, third
 
 
-@_eager
+@eager
 def check_finite_factor(precisions_cholesky, what):
     if is_concrete(precisions_cholesky) and not bool(jnp.all(jnp.isfinite(precisions_cholesky))):
         raise ValueError(
             f"{what} must be symmetric positive definite (positive variances); the Cholesky "
             "factorisation failed. Add a small value to the diagonal (reg_covar) or check the input."
         )
-
-
-def check_params(params, name: str = "params"):
-    from gmm_jax._params import GMMParams
-
-    if not isinstance(params, GMMParams):
-        raise TypeError(
-            f"{name} must be a GMMParams (build one with GMMParams.from_covariances), "
-            f"got {type(params).__name__}."
-        )
-    return params
-
-
-def check_params_and_data(params, X, name: str = "X"):
-    """Validates ``params`` and a data matrix whose features match them."""
-    check_params(params)
-    X = check_data(X, name)
-    if X.shape[1] != params.n_features:
-        raise ValueError(
-            f"{name} has {X.shape[1]} features but the mixture has {params.n_features}; "
-            "pass data with the same features the model was fitted on."
-        )
-    return X
-
-
-def check_init_params(init_params, n_components, n_features, covariance_type):
-    check_params(init_params, "init_params")
-    if init_params.covariance_type != covariance_type:
-        raise ValueError(
-            f"init_params has covariance_type={init_params.covariance_type!r} but the fit asks for "
-            f"covariance_type={covariance_type!r}; they must match."
-        )
-    expected = {
-        "weights": (n_components,),
-        "means": (n_components, n_features),
-        "precisions_cholesky": expected_factor_shape(covariance_type, n_components, n_features),
-    }
-    for field, shape in expected.items():
-        got = getattr(init_params, field).shape
-        if got != shape:
-            raise ValueError(
-                f"init_params.{field} must have shape {shape} for n_components={n_components}, "
-                f"n_features={n_features}, got {got}."
-            )
-    return init_params

@@ -25,7 +25,7 @@ SHARDED_SCRIPT = textwrap.dedent(
     import json, re, time
     import jax, jax.numpy as jnp, numpy as np
     import gmm_jax as gmm
-    from gmm_jax import _fit, _rows, _stream
+    from gmm_jax import _driver, _rows, _stream, _tuning
 
     jax.config.update("jax_numpy_rank_promotion", "raise")  # as in the suite's conftest
     assert jax.device_count() == 4, jax.devices()
@@ -82,10 +82,11 @@ SHARDED_SCRIPT = textwrap.dedent(
         t0 = time.perf_counter()
         # The same compiled program gmm.fit runs for the sharded fit above.
         # Arguments exactly as gmm.fit passes them, so this is a cache hit.
-        lowered = _fit._fit.lower(
+        options = _driver.FitOptions(n_components=k, covariance_type=covariance_type, init=init, n_init=1,
+            max_iter=10, chunk_size=_rows.RowBlocks(4, chunk), verbose=False, tuning=_tuning.CPU)
+        lowered = _driver.fit_in_memory.lower(
             jax.random.key(1), X_sharded, w_sharded, None, jnp.asarray(0.0, X.dtype), jnp.asarray(1e-6, X.dtype),
-            n_components=k, covariance_type=covariance_type, init=init, n_init=1, max_iter=10,
-            chunk_size=_rows.RowBlocks(4, chunk), verbose=False)
+            jnp.asarray(-jnp.inf, X.dtype), options=options)
         text = lowered.compile().as_text()
         hlo["fit/" + name] = {"all_gather": all_gathers(text), "all_reduce": text.count("all-reduce"),
                               "seconds": time.perf_counter() - t0}
@@ -93,7 +94,7 @@ SHARDED_SCRIPT = textwrap.dedent(
     replicated = jax.sharding.NamedSharding(batch.sharding.mesh, jax.sharding.PartitionSpec())
     start_replicated, center_replicated = jax.device_put((start, jnp.zeros(d, X.dtype)), replicated)
     text = _stream._batch_statistics.lower(
-        start_replicated, batch, batch_w, center_replicated, chunk_size=_rows.RowBlocks(4, None)
+        start_replicated, batch, batch_w, center_replicated, chunk_size=_rows.RowBlocks(4, None), tuning=_tuning.CPU
     ).compile().as_text()
     hlo["fit_stream batch step"] = {"all_gather": all_gathers(text), "all_reduce": text.count("all-reduce")}
     for name in ("log_prob", "predict_proba", "predict"):

@@ -5,7 +5,7 @@ import pytest
 from conftest import COVARIANCE_TYPES
 
 import gmm_jax as gmm
-from gmm_jax import _fit
+from gmm_jax import _driver
 
 # The seed tutorial's mixture: three isotropic components in 2-D.
 SEED_MEANS = np.array([[-1.0, -1.0], [1.0, -1.5], [0.0, 2.0]])
@@ -64,7 +64,7 @@ def test_n_init_picks_the_best_of_single_fits_with_the_same_keys(covariance_type
     best = gmm.fit(key, X, 3, n_init=5, init="random", covariance_type=covariance_type, max_iter=40)
     singles = [
         gmm.fit(k, X, 3, init="random", covariance_type=covariance_type, max_iter=40)
-        for k in jax.random.split(key, 5)
+        for k in _driver.restart_keys(key, 5)  # nested: key itself, then fold_in(key, r)
     ]
     bounds = [float(s.lower_bound) for s in singles]
     winner = singles[int(np.argmax(bounds))]
@@ -76,9 +76,9 @@ def test_second_fit_with_the_same_shapes_does_not_recompile():
     X, _ = seed_data(0, 200)
     X2, _ = seed_data(1, 200)
     gmm.fit(jax.random.key(0), X, 3, max_iter=10)
-    before = _fit._fit._cache_size()
+    before = _driver.fit_in_memory._cache_size()
     gmm.fit(jax.random.key(1), X2, 3, max_iter=10, tol=1e-5, reg_covar=1e-4)
-    assert _fit._fit._cache_size() == before
+    assert _driver.fit_in_memory._cache_size() == before
 
 
 @pytest.mark.parametrize(

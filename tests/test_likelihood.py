@@ -78,6 +78,6 @@ def test_log_prob_is_differentiable_with_respect_to_means(rng):
     X = jnp.asarray(rng.normal(size=(30, 2)))
 
     def nll(means):
-        return -jnp.mean(gmm._likelihood._log_prob(params.replace(means=means), X))
+        return -jnp.mean(gmm.log_prob(params.replace(means=means), X))
 
     jax.test_util.check_grads(nll, (params.means,), order=2, modes=["fwd", "rev"])

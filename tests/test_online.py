@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gmm_jax as gmm
-from gmm_jax import _em, _online
+from gmm_jax import _online, _pass, _tuning
 
 
 @pytest.mark.parametrize("covariance_type", gmm.COVARIANCE_TYPES)
@@ -15,9 +15,13 @@ def test_recentred_statistics_equal_statistics_taken_around_the_new_shift(covari
     X = jnp.asarray(rng.normal(size=(50, 3)) + 5.0)
     resp = jnp.asarray(rng.dirichlet(np.ones(4), size=50))
     old, new = jnp.asarray(rng.normal(size=(4, 3))), jnp.asarray(rng.normal(size=(4, 3)) + 5.0)
-    around_old = _em.statistics_from_responsibilities(X, resp, old, covariance_type)
-    around_new = _em.statistics_from_responsibilities(X, resp, new, covariance_type)
-    moved = _online._recenter(around_old, old, new, covariance_type)
+    w = jnp.ones(50)
+
+    def around(shift):
+        return _pass.statistics_from_responsibilities(lambda *_: resp.T, X, w, shift, covariance_type, _tuning.CPU)
+
+    around_old, around_new = around(old), around(new)
+    moved = _online._recenter(around_old, old, new, covariance_type, _tuning.CPU)
     np.testing.assert_allclose(moved.s1, around_new.s1, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(moved.s2, around_new.s2, rtol=1e-10, atol=1e-9)
 

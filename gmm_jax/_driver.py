@@ -1,0 +1,314 @@
+"""One driver for every fit: options, centring, restarts, the result, the failure rule, batches.
+
+``fit``, ``fit_stream`` and ``fit_online`` (and ``select``) are thin entry
+points over this module. Each does only what is its own (where the rows come
+from); everything else is here, once:
+
+* **validation**: :func:`fit_options` checks every static option into one
+  hashable :class:`FitOptions`; :func:`check_tolerances` turns ``tol`` and
+  ``reg_covar`` into traced scalars (changing them never recompiles, and they
+  may be batched under ``vmap``);
+* **centring**: all work happens in coordinates centred at the weighted data
+  mean (:func:`centred`, :func:`uncentred`), so float32 keeps its digits on
+  data far from the origin;
+* **restarts**: nested keys (:func:`restart_keys`: restart 0 is the
+  ``n_init=1`` fit), side by side under ``vmap`` or in sequence, the best
+  final lower bound kept (:func:`best_restart`);
+* **the failure rule** (:func:`check_result`): outside transformations a
+  failed fit raises one ``ValueError`` and a fit that stopped at ``max_iter``
+  warns (:class:`ConvergenceWarning`); inside, ``FitResult.status`` and
+  ``converged`` say it;
+* **batches** (:func:`read_batch`): one reader for ``fit_stream`` and
+  ``fit_online``.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmm_jax import _em, _init, _pass, _rows, _validation
+from gmm_jax._em import EMData, FitResult
+from gmm_jax._params import GMMParams, check_init_params
+from gmm_jax._precision import float32_matmuls
+from gmm_jax._tuning import Tuning
+
+__all__ = [
+    "ConvergenceWarning",
+    "FitOptions",
+    "fit_options",
+    "check_tolerances",
+    "restart_keys",
+    "fit_in_memory",
+    "check_result",
+    "read_batch",
+]
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit stopped at ``max_iter`` before its change fell below ``tol`` (scikit-learn's warning)."""
+
+
+class FitOptions(NamedTuple):
+    """The static options of a fit, validated once (hashable: a ``jit`` static argument)."""
+
+    n_components: int
+    covariance_type: str
+    init: str
+    n_init: int
+    max_iter: int
+    chunk_size: int | _rows.RowBlocks | None  # rows per chunk (per device for sharded X); None: one chunk
+    verbose: bool
+    tuning: Tuning
+
+
+def fit_options(
+    *, n_samples, n_features, n_components, covariance_type, init, n_init, max_iter, verbose, chunk_size, tuning,
+    n_blocks=1,
+) -> FitOptions:  # fmt: skip
+    """Validates the static options of any fit.
+
+    Args:
+      n_samples: rows of the data (``None`` for a stream, whose length is not
+        known yet: ``n_components`` is checked against it later, and the
+        default ``chunk_size`` is chosen per batch).
+      n_blocks: row blocks of sharded data (chunks stay within each block).
+    """
+    n_components = _validation.check_int(n_components, "n_components", 1)
+    if n_samples is not None and n_components > n_samples:
+        raise ValueError(
+            f"n_components={n_components} must be <= n_samples={n_samples}; use fewer components or more data."
+        )
+    _validation.check_covariance_type(covariance_type)
+    _validation.check_init(init)
+    n_init = _validation.check_int(n_init, "n_init", 1)
+    max_iter = _validation.check_int(max_iter, "max_iter", 0)
+    verbose = _validation.check_verbose(verbose)
+    if chunk_size is not None:
+        chunk_size = _validation.check_int(chunk_size, "chunk_size", 1)
+    elif n_samples is not None:
+        chunk_size = _pass.chunk_rows(n_samples // n_blocks, n_components, n_features, covariance_type, tuning)
+    if n_blocks > 1:
+        chunk_size = _rows.RowBlocks(n_blocks, chunk_size)
+    return FitOptions(n_components, covariance_type, init, n_init, max_iter, chunk_size, verbose, tuning)
+
+
+def batch_layout(options: FitOptions, n_rows: int, n_features: int, n_devices: int = 1):
+    """Rows per chunk for one batch of ``n_rows`` (split over ``n_devices``) of a stream."""
+    chunk = options.chunk_size or _pass.chunk_rows(
+        n_rows // n_devices, options.n_components, n_features, options.covariance_type, options.tuning)  # fmt: skip
+    return _rows.RowBlocks(n_devices, chunk) if n_devices > 1 else chunk
+
+
+def check_tolerances(tol, reg_covar, dtype):
+    """``(tol, reg_covar)`` as traced scalars of ``dtype`` (checked when concrete)."""
+    return (
+        _validation.check_scalar_option(tol, "tol", dtype),
+        _validation.check_scalar_option(reg_covar, "reg_covar", dtype),
+    )
+
+
+def check_warm_start(init_params, init_lower_bound, n_components, n_features, covariance_type, dtype):
+    """``(init_params as dtype or None, init_lower_bound as a scalar)``; the bound needs ``init_params``."""
+    if init_params is not None:
+        init_params = check_init_params(init_params, n_components, n_features, covariance_type).astype(dtype)
+    if init_lower_bound is None:
+        return init_params, jnp.asarray(-jnp.inf, dtype)
+    if init_params is None:
+        raise ValueError(
+            "init_lower_bound is the lower bound of the fit that produced init_params; pass init_params too."
+        )
+    if isinstance(init_lower_bound, jax.Array) and not _validation.is_concrete(init_lower_bound):
+        return init_params, init_lower_bound.astype(dtype)
+    value = float(np.asarray(init_lower_bound))
+    if np.isnan(value) or value == np.inf:
+        raise ValueError(f"init_lower_bound must be a finite number or -inf, got {init_lower_bound!r}.")
+    return init_params, jnp.asarray(value, dtype)
+
+
+# ---------------------------------------------------------------------------
+# Centring and restarts.
+
+
+def centred(params: GMMParams, center) -> GMMParams:
+    """``params`` in coordinates centred at ``center`` (``(D,)``)."""
+    return params.replace(means=params.means - center[None, :])
+
+
+def uncentred(result: FitResult, center) -> FitResult:
+    """A result from centred coordinates back to the data's."""
+    return result._replace(params=result.params.replace(means=result.params.means + center[None, :]))
+
+
+def restart_keys(key, n_init: int):
+    """Nested restart keys: restart 0 is ``key`` itself (the ``n_init=1`` fit), restart r is ``fold_in(key, r)``.
+
+    So adding restarts never changes the earlier ones, and ``n_init=5`` is
+    never worse than ``n_init=1`` with the same key.
+    """
+    others = [jax.random.fold_in(key, r) for r in range(1, n_init)]
+    return jnp.stack([key, *others]) if others else key[None]
+
+
+def best_restart(results: FitResult) -> FitResult:
+    """The restart with the highest final lower bound among those that stayed finite."""
+    ok = (results.status == _em.STATUS_OK) & jnp.isfinite(results.lower_bound)
+    score = jnp.where(ok, results.lower_bound, -jnp.inf)
+    # Failed restarts still rank among themselves, so an all-failed fit reports failure.
+    fallback = jnp.argmax(jnp.nan_to_num(results.lower_bound, nan=-jnp.inf))
+    best = jnp.where(jnp.any(ok), jnp.argmax(score), fallback)
+    return jax.tree_util.tree_map(lambda a: a[best], results)
+
+
+def _restarts_in_sequence(n_samples, n_features, options: FitOptions):
+    # Under vmap the products gain a second batch dimension, which XLA's CPU
+    # kernels handle several times slower, and a large restart keeps the
+    # machine busy by itself (see _tuning.Tuning.sequential_restarts_size).
+    return n_samples * n_features * options.n_components >= options.tuning.sequential_restarts_size
+
+
+def invalid_weights(w) -> jax.Array:
+    """``()`` bool: weights that are negative, non-finite or all zero (checked in the trace)."""
+    return ~(jnp.all(jnp.isfinite(w)) & jnp.all(w >= 0) & jnp.any(w > 0))
+
+
+@functools.partial(jax.jit, static_argnames=("options",))
+@float32_matmuls
+def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions) -> FitResult:
+    """The compiled fit of rows held in memory (one device or sharded): initialise, EM, restarts."""
+    center = jax.lax.stop_gradient(_init.weighted_mean(X, w))
+
+    def single(key, restart):
+        if init_params is None:
+            start = _init.initialize(key, X, w, options.n_components, options.covariance_type, options.init,
+                                     reg_covar, options.chunk_size, center, options.tuning)  # fmt: skip
+        else:
+            start = centred(init_params, center)
+        data = EMData(X, w, tol, reg_covar, center, init_lower_bound, restart)
+        return _em.run_em(start, data, max_iter=options.max_iter, chunk_size=options.chunk_size,
+                          tuning=options.tuning, verbose=options.verbose)  # fmt: skip
+
+    if options.n_init == 1:
+        result = single(key, jnp.zeros((), jnp.int32))
+    else:
+        keys, restarts = restart_keys(key, options.n_init), jnp.arange(options.n_init, dtype=jnp.int32)
+        if _restarts_in_sequence(*X.shape, options):
+            results = jax.lax.map(lambda a: single(*a), (keys, restarts))
+        else:
+            results = jax.vmap(single)(keys, restarts)
+        result = best_restart(results)
+    status = jnp.where(invalid_weights(w), _em.STATUS_INVALID_WEIGHTS, result.status).astype(jnp.int32)
+    return uncentred(result._replace(status=status), center)
+
+
+@functools.partial(jax.jit, static_argnames=("options",))
+@float32_matmuls
+def initialize(key, X, w, center, reg_covar, options: FitOptions) -> GMMParams:
+    """The compiled initialisation of a stream's sample or an online fit's first batch (centred)."""
+    chunk = _pass.chunk_rows(X.shape[0], options.n_components, X.shape[1], options.covariance_type, options.tuning)
+    return _init.initialize(key, X, w, options.n_components, options.covariance_type, options.init, reg_covar,
+                            chunk, center, options.tuning)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------
+# The failure rule.
+
+FAILURE_MESSAGE = (
+    "Fitting the mixture model failed because some components have ill-defined empirical "
+    "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
+    "number of components, increase reg_covar, or scale the input data."
+)
+
+
+def check_result(result: FitResult, tol, what: str = "fit") -> FitResult:
+    """Outside transformations: raise for a failed fit, warn for one that did not converge.
+
+    Inside ``jit``/``vmap``/``grad`` nothing can be raised: ``status`` and
+    ``converged`` carry the same information.
+    """
+    if not _validation.is_concrete(result.status):
+        return result
+    status = int(result.status)
+    if status == _em.STATUS_NON_FINITE:
+        raise ValueError(FAILURE_MESSAGE)
+    if status != _em.STATUS_OK:
+        raise ValueError(f"{what} failed with status {status}.")
+    tol = float(tol) if _validation.is_concrete(tol) else 0.0
+    max_iter = result.log_likelihood.shape[-1]
+    if tol > 0 and max_iter > 0 and _validation.is_concrete(result.converged) and not bool(result.converged):
+        warnings.warn(
+            f"{what} did not converge in max_iter={max_iter} iterations (the last change of the mean "
+            f"log-likelihood was above tol={tol:g}). Try a larger max_iter, a larger tol, or another start.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Batches of streamed and online fits.
+
+
+def read_batch(batch, where: str, n_features: int | None, dtype):
+    """A batch ``X`` or ``(X, sample_weight)`` as validated host arrays ``(X (n, D), w (n,))``.
+
+    Args:
+      batch: what the source yielded.
+      where: how to name the batch in errors (e.g. ``"batch 3 (0-based) of pass 1"``).
+      n_features: the width of earlier batches (``None`` for the first).
+      dtype: the dtype of earlier batches (``None`` for the first: this one's).
+    """
+    if isinstance(batch, tuple):
+        if len(batch) != 2:
+            raise ValueError(f"{where} is a tuple of {len(batch)} items; a batch is X or (X, sample_weight).")
+        X, w = batch
+    else:
+        X, w = batch, None
+    X = _validation.host_float_array(X, f"X in {where}")
+    if X.ndim != 2:
+        raise ValueError(f"X in {where} must be 2-D (n_samples, n_features), got shape {X.shape}.")
+    if n_features is None and X.shape[1] < 1:
+        raise ValueError(f"X in {where} has no features (shape {X.shape}).")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"X in {where} has {X.shape[1]} features but earlier batches have {n_features}: {where} has "
+            f"shape {X.shape}; every batch must have the same columns."
+        )
+    X = X.astype(X.dtype if dtype is None else dtype, copy=False)
+    if not np.isfinite(X).all():
+        raise ValueError(f"X in {where} contains NaN or infinite values; remove or impute them.")
+    if w is None:
+        return X, np.ones((X.shape[0],), X.dtype)
+    w = _validation.host_float_array(w, f"sample_weight in {where}").astype(X.dtype, copy=False)
+    if w.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight in {where} must have shape ({X.shape[0]},), got {w.shape}.")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"sample_weight in {where} must be finite and non-negative.")
+    return X, w
+
+
+def pad_rows(X, w, n_rows):
+    """Pads a batch with zero-weight copies of its last row to ``n_rows`` (fewer compiled shapes)."""
+    n_pad = n_rows - X.shape[0]
+    if n_pad == 0:
+        return X, w
+    return np.concatenate([X, np.repeat(X[-1:], n_pad, axis=0)]), np.concatenate([w, np.zeros((n_pad,), w.dtype)])
+
+
+def host_result(state: _em.EMState, trace, lower_bound, center) -> FitResult:
+    """The ``FitResult`` of a fit driven from the host (a stream): the same fields as the compiled loop's."""
+    result = FitResult(
+        state.params,
+        jnp.asarray(trace, state.params.means.dtype),
+        state.n_iter,
+        state.converged,
+        jnp.asarray(lower_bound, state.params.means.dtype),
+        state.status,
+        state.n_empty,
+    )
+    return uncentred(result, center)

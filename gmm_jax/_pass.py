@@ -1,0 +1,546 @@
+"""The fused EM pass: one implementation per covariance type behind one interface.
+
+One EM iteration, and every scoring function, is a pass over row chunks. For
+each chunk the pass computes the component log-densities and, from the
+responsibilities, the sums the M-step needs. Each covariance type implements
+:class:`CovariancePass`:
+
+    consts = p.constants(means, factor)            once per pass
+    log_gauss, feats = p.log_densities(consts, X)  (K, B) and per-row features
+    sums = p.sums(consts, feats, resp)             resp (K, B); sums over rows
+    s1, s2 = p.moments(consts, sums, nk, means)    first/second moments around the means
+
+with named ``NamedTuple`` s for the constants, features and sums of each type.
+Everything is component-major, ``(K, B)``: the point is to reuse the
+E-step's per-row work in the M-step, with the heavy operations as large
+products over all components at once.
+
+* full: the E-step computes the whitened residuals ``y_nk = (x_n - mu_k) U_k``
+  with one ``(K D, D + 1) x (D + 1, B)`` product (bias included). The M-step
+  needs ``sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T = L_k sum_n r_nk y_nk (x_n -
+  mu_k)^T`` (``L_k = U_k^-T``): one ``(K D, B) x (B, D)`` product gives ``sum r
+  y x^T`` for all components, and the row sums of ``r y`` give ``sum r y``,
+  which both removes ``mu_k`` and yields the first moments. For ``D <=
+  tuning.small_d`` the ``D (D + 1) / 2`` distinct entries of ``sum r y y^T``
+  come from one fused reduction instead.
+  Rounding: the data are centred by the driver; both products round terms of
+  size ``|x| / sigma`` to results of size 1, a relative error ``~eps *
+  sqrt(kappa)`` (``kappa`` the squared Mahalanobis distance of the data mean
+  from the component). The correction ``(sum r y) mu_k^T`` must use the same
+  rounded ``y`` as ``sum r y x^T``, so ``sum r y`` is summed from ``r y``
+  itself: taken from the first moments instead, the two roundings no longer
+  cancel and the error grows to ``~eps * kappa`` (tests/test_float32_em.py).
+* diag/spherical: the scaled residuals ``(x - mu_k) * factor_k``,
+  element-wise (XLA fuses the broadcast into the reductions), for the same
+  reason: the expansion ``x^2 P - 2 x P mu + mu^2 P`` cancels in float32 for a
+  narrow component far from the data mean.
+* tied: the centred differences of the reference math.
+
+The plain definitions (``_covariance.log_gaussian_prob`` and the models'
+``second_moment``) are the reference: ``tests/test_covariance.py`` checks
+this pass against them for every type, width and chunking.
+
+Around the per-type pass, this module holds the generic chunk step (log-sum-
+exp, responsibilities, sums) and the passes built from it:
+:func:`accumulate_statistics` (an E-step over all rows, chunked, sharded or
+per streamed batch), :func:`statistics_from_responsibilities` (the sums for
+given responsibilities) and :func:`map_scores` (per-row outputs for the
+scoring functions).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmm_jax import _covariance, _rows
+from gmm_jax._tuning import Tuning
+
+__all__ = [
+    "CovariancePass",
+    "SufficientStatistics",
+    "pass_for",
+    "chunk_rows",
+    "accumulate_statistics",
+    "statistics_from_responsibilities",
+    "map_scores",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class SufficientStatistics(NamedTuple):
+    """Weighted sums over samples that determine one M-step.
+
+    All moments are taken around ``shift`` (``(K, D)``, the current means), which
+    keeps float32 accurate (see ``_covariance``).
+    """
+
+    log_likelihood: jax.Array  # () sum_n w_n log p(x_n | params)
+    weight_sum: jax.Array  # () sum_n w_n
+    nk: jax.Array  # (K,) sum_n w_n r_nk
+    s1: jax.Array  # (K, D) sum_n w_n r_nk (x_n - shift_k)
+    s2: jax.Array  # full/tied (K, D, D), diag/spherical (K, D): second moments around shift
+
+
+class CovariancePass(Protocol):
+    """The per-covariance-type fast pass (see the module docstring)."""
+
+    def width(self, n_components: int, n_features: int) -> int:
+        """Per-row width of the chunk's largest intermediate (sets the rows per chunk)."""
+
+    def unroll(self) -> int:
+        """Chunks per loop step."""
+
+    def constants(self, means, factor) -> NamedTuple:
+        """Per-pass constants from ``means (K, D)`` and the precision factor."""
+
+    def log_densities(self, consts, X) -> tuple[jax.Array, NamedTuple]:
+        """``(log N(x_b | k) (K, B), per-row features)`` of a centred chunk ``X (B, D)``."""
+
+    def sums(self, consts, feats, resp) -> NamedTuple:
+        """Sums over the chunk's rows for responsibilities ``resp (K, B)``."""
+
+    def moments(self, consts, sums, nk, means) -> tuple[jax.Array, jax.Array]:
+        """``(s1 (K, D), s2)`` around ``means`` from the summed ``sums``."""
+
+
+# ---------------------------------------------------------------------------
+# Small building blocks.
+
+
+def _small_product(a, b):
+    """``a @ b`` for a tiny inner dimension, as a sum of broadcast products (fuses into one loop)."""
+    return sum(a[:, i : i + 1] * b[i : i + 1, :] for i in range(a.shape[1]))
+
+
+def _pairwise_sum(terms):
+    """``sum(terms)`` added in pairs (a balanced tree): independent adds, pairwise rounding."""
+    terms = list(terms)
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def _weighted_row_sums(weights, rows):
+    """``[sum_b weights[:, b] * row[:, b] for row in rows]``: each (K,), all in one pass.
+
+    ``weights`` is ``(K, B)``; each row ``(K, B)`` or ``(1, B)``. One variadic
+    reduction, which XLA emits as a single loop over the chunk with every
+    product fused into it. Separate reductions (or one over a stacked array)
+    become separate kernels that each re-read the chunk: on CPU, under
+    ``vmap`` over 1000 datasets of 500 rows (D = 2), 1.9 ms here against
+    5.4 ms for separate sums and 25 ms for a stacked array.
+    """
+    zero = jnp.zeros((), weights.dtype)
+    return jax.lax.reduce(
+        tuple(weights * row for row in rows),
+        (zero,) * len(rows),
+        lambda a, b: tuple(x + y for x, y in zip(a, b)),
+        (1,),
+    )
+
+
+def _pairs(n_features):
+    """The ``D (D + 1) / 2`` index pairs ``(d, e)``, ``d <= e``, of a symmetric matrix's upper triangle."""
+    return [(d, e) for d in range(n_features) for e in range(d, n_features)]
+
+
+def _symmetric_from_pairs(values, n_features):
+    """``(..., D (D + 1) / 2)`` upper-triangle entries (``_pairs`` order) as symmetric ``(..., D, D)``."""
+    index = np.zeros((n_features, n_features), np.int32)
+    for i, (d, e) in enumerate(_pairs(n_features)):
+        index[d, e] = index[e, d] = i
+    return values[..., index]
+
+
+# ---------------------------------------------------------------------------
+# Full: whitened residuals.
+
+
+class FullConstants(NamedTuple):
+    rows: jax.Array  # (K D, D + 1) rows U_k^T with a last column -mu_k U_k
+    log_det: jax.Array  # (K,) sum log diag U_k
+    cov_chol: jax.Array  # (K, D, D) L_k = U_k^-T, L_k L_k^T = Sigma_k
+    factor: jax.Array  # (K, D, D) U_k
+
+
+class FullFeatures(NamedTuple):
+    x1t: jax.Array  # (D + 1, B) the chunk transposed, with a row of ones
+    y: jax.Array  # (K, D, B) whitened residuals (x_b - mu_k) U_k
+
+
+class FullSums(NamedTuple):
+    """Sums of the full pass for ``D > small_d``."""
+
+    ry: jax.Array  # (K, D) sum_b r_kb y_kb
+    ryx: jax.Array  # (K, D, D) sum_b r_kb y_kb x_b^T
+
+
+class FullSmallSums(NamedTuple):
+    """Sums of the full pass for ``D <= small_d`` (element-wise path)."""
+
+    rx: jax.Array  # (K, D) sum_b r_kb x_b
+    ryy: jax.Array  # (K, D (D + 1) / 2) sum_b r_kb y_kbd y_kbe, d <= e
+
+
+class FullPass:
+    """Full covariances: whitened residuals from one matrix product (see the module docstring)."""
+
+    def __init__(self, tuning: Tuning):
+        self.tuning = tuning
+
+    def width(self, n_components, n_features):
+        # Two (K, D, B) arrays live per chunk: the residuals y and r * y.
+        # Counting both halves the rows per chunk, which keeps them nearer
+        # the cache: measured 6-9% faster on 2 cores (benchmarks/README.md).
+        return 2 * n_components * n_features
+
+    def unroll(self):
+        return self.tuning.full_unroll
+
+    def constants(self, means, factor):
+        n_components, n_features = means.shape
+        # Applied to [x, 1], the rows give (x - mu_k) U_k for every component in one product.
+        rows = jnp.concatenate(
+            [jnp.swapaxes(factor, -1, -2), -jnp.einsum("kd,kde->ke", means, factor)[:, :, None]], axis=2
+        )
+        return FullConstants(
+            rows=rows.reshape(n_components * n_features, n_features + 1),
+            log_det=_covariance.Full.log_det_factor(factor, n_features),
+            cov_chol=_covariance.covariance_cholesky(factor),
+            factor=factor,
+        )
+
+    def _squared_norms(self, y):
+        """``sum_d y[:, d, :] ** 2`` of a ``(K, D, B)`` chunk: ``(K, B)``."""
+        if y.shape[1] <= self.tuning.pairwise_norms_max_d:
+            return _pairwise_sum(y[:, d] * y[:, d] for d in range(y.shape[1]))
+        return jnp.sum(y * y, axis=1)
+
+    def log_densities(self, consts, X):
+        n_rows, n_features = X.shape
+        n_components = consts.log_det.shape[0]
+        # The chunk transposed, with a row of ones for the bias: (D + 1, B),
+        # shared with sums(). The plain (K D, D + 1) x (D + 1, B) product is
+        # faster on CPU than contracting the chunk's rows in place (31 vs
+        # 44 ms of benchmark case a's pass), which repays the small copy.
+        x1t = jnp.concatenate([X.T, jnp.ones((1, n_rows), X.dtype)], axis=0)
+        if n_features <= self.tuning.small_d:
+            # One (K, B) array per feature: products and norm stay fused
+            # element-wise loops (-10% for a vmapped EM iteration, D = 2).
+            rows = consts.rows.reshape(n_components, n_features, n_features + 1)
+            ys = [_small_product(rows[:, d], x1t) for d in range(n_features)]
+            maha = sum(yd * yd for yd in ys)
+            y = jnp.stack(ys, axis=1)
+        else:
+            y = (consts.rows @ x1t).reshape(n_components, n_features, n_rows)
+            maha = self._squared_norms(y)
+        log_gauss = -0.5 * (n_features * _LOG_2PI + maha) + consts.log_det[:, None]
+        return log_gauss, FullFeatures(x1t, y)
+
+    def sums(self, consts, feats, resp):
+        del consts
+        x1t, y = feats
+        n_components, n_features, n_rows = y.shape
+        if n_features <= self.tuning.small_d:
+            # First moments and the distinct second moments in one pass over the chunk.
+            rows = [x1t[d : d + 1] for d in range(n_features)] + [y[:, d] * y[:, e] for d, e in _pairs(n_features)]
+            sums = _weighted_row_sums(resp, rows)
+            return FullSmallSums(rx=jnp.stack(sums[:n_features], axis=1), ryy=jnp.stack(sums[n_features:], axis=1))
+        # One (K D, B) x (B, D) product for all components: no batch axis, and
+        # D output columns, which for D = 16 fill a CPU kernel's vector lanes.
+        ry = (resp[:, None, :] * y).reshape(n_components * n_features, n_rows)
+        ryx = jax.lax.dot_general(ry, x1t[:-1], (((1,), (1,)), ((), ())))
+        return FullSums(
+            ry=jnp.sum(ry, axis=1).reshape(n_components, n_features),
+            ryx=ryx.reshape(n_components, n_features, n_features),
+        )
+
+    def moments(self, consts, sums, nk, means):
+        L = consts.cov_chol  # x - mu_k = L_k y (column vectors)
+        if isinstance(sums, FullSmallSums):
+            s1 = sums.rx - nk[:, None] * means
+            yy = _symmetric_from_pairs(sums.ryy, means.shape[-1])
+        else:
+            s1 = jnp.einsum("kde,ke->kd", L, sums.ry)  # sum_n r_nk (x_n - mu_k)
+            # sum r y (x - mu)^T U = sum r y y^T, symmetric up to rounding.
+            yy = (sums.ryx - sums.ry[:, :, None] * means[:, None, :]) @ consts.factor
+            yy = 0.5 * (yy + jnp.swapaxes(yy, -1, -2))
+        return s1, L @ yy @ jnp.swapaxes(L, -1, -2)
+
+
+# ---------------------------------------------------------------------------
+# Tied: centred differences around each mean.
+
+
+class TiedConstants(NamedTuple):
+    means: jax.Array  # (K, D)
+    factor: jax.Array  # (D, D)
+    log_det: jax.Array  # ()
+
+
+class RowFeatures(NamedTuple):
+    x: jax.Array  # (B, D) the centred chunk
+
+
+class MomentSums(NamedTuple):
+    s1: jax.Array  # (K, D) sum_b r_kb (x_b - mu_k)
+    s2: jax.Array  # (K, D, D) sum_b r_kb (x_b - mu_k)(x_b - mu_k)^T
+
+
+class TiedPass:
+    """One shared full covariance: the reference's centred form, one chunk per step."""
+
+    def __init__(self, tuning: Tuning):
+        self.tuning = tuning
+
+    def width(self, n_components, n_features):
+        return n_components * n_features  # the (B, K, D) differences
+
+    def unroll(self):
+        return 1
+
+    def constants(self, means, factor):
+        return TiedConstants(means, factor, _covariance.Tied.log_det_factor(factor, means.shape[-1]))
+
+    def log_densities(self, consts, X):
+        maha = _covariance.Tied.mahalanobis(X, consts.means, consts.factor)  # (B, K)
+        return (-0.5 * (X.shape[-1] * _LOG_2PI + maha) + consts.log_det).T, RowFeatures(X)
+
+    def sums(self, consts, feats, resp):
+        X, means = feats.x, consts.means
+        return MomentSums(
+            s1=_covariance.weighted_cross(X, resp.T, means), s2=_covariance.outer_moments(X, resp.T, means)
+        )
+
+    def moments(self, consts, sums, nk, means):
+        del consts, nk, means
+        return sums.s1, sums.s2
+
+
+# ---------------------------------------------------------------------------
+# Diag and spherical: scaled residuals, element-wise.
+
+
+class DiagConstants(NamedTuple):
+    means: jax.Array  # (K, D)
+    factor: jax.Array  # (K, D) one over the standard deviations (spherical: broadcast)
+    log_det: jax.Array  # (K,)
+
+
+class DiagFeatures(NamedTuple):
+    x: jax.Array  # (B, D) the centred chunk
+    y: jax.Array  # (K, B, D) scaled residuals (x_b - mu_k) * factor_k
+
+
+class DiagSums(NamedTuple):
+    rx: jax.Array  # (K, D) sum_b r_kb x_b
+    ryy: jax.Array  # (K, D) sum_b r_kb y_kbd^2
+
+
+class DiagPass:
+    """Diagonal covariances (and spherical ones, broadcast over the features)."""
+
+    def __init__(self, tuning: Tuning, spherical: bool = False):
+        self.tuning = tuning
+        self.spherical = spherical
+
+    def width(self, n_components, n_features):
+        # The (K, B, D) residuals stream through fused element-wise loops with
+        # no matrix product to feed: fastest with ~4x the rows per chunk of
+        # the full pass (1024 vs 256 rows for K = D = 64 on 2 cores).
+        return max(1, n_components * n_features // 4)
+
+    def unroll(self):
+        # The element-wise pass already keeps both cores busy; two chunks per
+        # step measured slower (91 -> 120 ms for 1e6 rows, K = D = 16).
+        return 1
+
+    def constants(self, means, factor):
+        if self.spherical:
+            factor = jnp.broadcast_to(factor[:, None], means.shape)
+        return DiagConstants(means, factor, _covariance.Diag.log_det_factor(factor, means.shape[-1]))
+
+    def log_densities(self, consts, X):
+        # (K, B, D): the rows of X are read contiguously, features on the fast axis.
+        y = (X[None, :, :] - consts.means[:, None, :]) * consts.factor[:, None, :]
+        maha = jnp.sum(y * y, axis=2)  # (K, B)
+        return -0.5 * (X.shape[-1] * _LOG_2PI + maha) + consts.log_det[:, None], DiagFeatures(X, y)
+
+    def sums(self, consts, feats, resp):
+        del consts
+        # First moments by one (K, B) x (B, D) product; second moments of the
+        # scaled residuals, mapped back by 1 / factor^2 in moments().
+        return DiagSums(rx=resp @ feats.x, ryy=jnp.einsum("kb,kbd->kd", resp, feats.y * feats.y))
+
+    def moments(self, consts, sums, nk, means):
+        factor = consts.factor
+        return sums.rx - nk[:, None] * means, sums.ryy / (factor * factor)
+
+
+def pass_for(covariance_type: str, tuning: Tuning) -> CovariancePass:
+    """The pass of ``covariance_type`` under ``tuning`` (both static)."""
+    _covariance.covariance_model(covariance_type)  # validates the name
+    if covariance_type == "full":
+        return FullPass(tuning)
+    if covariance_type == "tied":
+        return TiedPass(tuning)
+    return DiagPass(tuning, spherical=covariance_type == "spherical")
+
+
+def chunk_rows(n_samples: int, n_components: int, n_features: int, covariance_type: str | None, tuning: Tuning):
+    """Rows per chunk of a pass over ``n_samples`` rows, or ``None`` for one chunk.
+
+    ``covariance_type`` names the pass whose per-row width sets the chunk
+    (``None``: ``K * D``, the widest of the other passes); decided in Python,
+    before tracing.
+    """
+    n_features = max(n_features, 1)
+    if covariance_type is None:
+        width = n_components * n_features
+    else:
+        width = pass_for(covariance_type, tuning).width(n_components, n_features)
+    chunk = max(tuning.min_chunk_rows, tuning.chunk_elements // width)
+    return None if chunk >= n_samples else chunk
+
+
+# ---------------------------------------------------------------------------
+# The generic chunk step and the passes built from it.
+
+
+def over_components(op, reduction, a, tuning: Tuning):
+    """Reduction of ``a`` (K, B) over its leading axis: (B,); ``op`` is ``reduction``'s binary form.
+
+    Up to ``tuning.unroll_components`` components it is a chain of K - 1
+    element-wise operations on the rows, which XLA fuses with its neighbours
+    (the exp, the division) into one loop; a reduce over the short leading
+    axis would be its own kernel (on CPU a library call per chunk).
+    """
+    if a.shape[0] > tuning.unroll_components:
+        return reduction(a, axis=0)
+    out = a[0]
+    for row in range(1, a.shape[0]):
+        out = op(out, a[row])
+    return out
+
+
+def _log_normalizer(wlp, tuning):
+    """``(top (B,), exp(wlp - top) (K, B), log sum_k exp(wlp) (B,))`` with one exp per entry."""
+    top = over_components(jnp.maximum, jnp.max, wlp, tuning)
+    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
+    e = jnp.exp(wlp - top[None, :])
+    total = over_components(jnp.add, jnp.sum, e, tuning)
+    return e, total, top + jnp.log(total)
+
+
+def _e_step_chunk(p: CovariancePass, consts, log_weights, X, w, tuning):
+    """E-step and M-step sums of one chunk, reusing the E-step's per-row work."""
+    log_gauss, feats = p.log_densities(consts, X)
+    wlp = log_gauss + log_weights[:, None]  # (K, B)
+    e, total, log_norm = _log_normalizer(wlp, tuning)
+    resp = e * (w / total)[None, :]  # sample-weighted responsibilities
+    # Zero-weight rows (padding) must not turn a -inf density into NaN.
+    ll = jnp.sum(jnp.where(w > 0, w * log_norm, 0.0))
+    return ll, jnp.sum(w), jnp.sum(resp, axis=1), p.sums(consts, feats, resp)
+
+
+def accumulate_statistics(params, X, w, chunk_size, center, tuning: Tuning) -> SufficientStatistics:
+    """One E-step pass over ``X`` (row chunks centred at ``center``), around the current means.
+
+    Args:
+      params: a ``GMMParams`` in coordinates centred at ``center``.
+      X: ``(N, D)`` rows (raw coordinates).
+      w: ``(N,)`` sample weights.
+      chunk_size: rows per chunk, ``None`` or a ``_rows.RowBlocks`` layout (static).
+      center: ``(D,)`` subtracted from every row, or ``None``.
+      tuning: the platform's ``Tuning`` (static).
+    """
+    p = pass_for(params.covariance_type, tuning)
+    consts = p.constants(params.means, params.precisions_cholesky)
+    log_weights = jnp.log(params.weights)
+
+    def chunk(Xc, wc, _):
+        return _e_step_chunk(p, consts, log_weights, Xc, wc, tuning)
+
+    ll, weight_sum, nk, sums = _rows.sum_over_rows(chunk, X, w, chunk_size, center, unroll=p.unroll())
+    s1, s2 = p.moments(consts, sums, nk, params.means)
+    return SufficientStatistics(ll, weight_sum, nk, s1, s2)
+
+
+def statistics_from_responsibilities(
+    responsibilities, X, w, shift, covariance_type, tuning: Tuning, chunk_size=None, center=None
+) -> SufficientStatistics:
+    """Sufficient statistics around ``shift`` (K, D) for given responsibilities.
+
+    The pass's own kernels with a unit precision factor around ``shift``: the
+    same sums as an E-step, for responsibilities that come from elsewhere
+    (hard labels, random ones, a user's ``log_resp``).
+
+    Args:
+      responsibilities: ``fn(X_chunk (B, D), w_chunk (B,), offset ()) -> (K, B)``
+        sample-weighted responsibilities of a centred chunk (chunks, not a
+        whole array, so memory stays bounded and sharded rows stay local).
+      X: ``(N, D)`` rows; ``w``: ``(N,)`` weights, or a pytree of per-row
+        arrays handed to ``responsibilities`` chunk by chunk.
+      shift: ``(K, D)`` in the centred coordinates.
+      covariance_type, tuning, chunk_size, center: as in :func:`accumulate_statistics`.
+    """
+    p = pass_for(covariance_type, tuning)
+    n_components, n_features = shift.shape
+    consts = p.constants(shift, _covariance.covariance_model(covariance_type).unit_factor(
+        n_components, n_features, X.dtype))  # fmt: skip
+
+    def chunk(Xc, wc, offset):
+        resp = responsibilities(Xc, wc, offset)
+        _, feats = p.log_densities(consts, Xc)  # only the residuals are used
+        return jnp.sum(resp, axis=1), p.sums(consts, feats, resp)
+
+    nk, sums = _rows.sum_over_rows(chunk, X, w, chunk_size, center, unroll=p.unroll())
+    s1, s2 = p.moments(consts, sums, nk, shift)
+    zero = jnp.zeros((), X.dtype)
+    return SufficientStatistics(zero, zero, nk, s1, s2)
+
+
+# What map_scores computes per row.
+SCORES = ("log_prob", "proba", "log_resp", "labels", "log_resp_and_log_prob")
+
+
+def map_scores(params, X, what: str, chunk_size, center, tuning: Tuning):
+    """Per-row scores of ``X`` through the pass, chunk by chunk (memory bounded like a fit).
+
+    Args:
+      params: a ``GMMParams`` in coordinates centred at ``center``.
+      X: ``(N, D)``; chunks are centred at ``center`` as they are read.
+      what: ``"log_prob"`` ``(N,)``, ``"proba"`` ``(N, K)``, ``"log_resp"``
+        ``(N, K)``, ``"labels"`` ``(N,)`` int32, or
+        ``"log_resp_and_log_prob"`` (both) (static).
+      chunk_size: rows per chunk, ``None`` or a ``RowBlocks`` layout (static);
+        with a layout the outputs stay split like the rows of ``X``.
+      center: ``(D,)`` or ``None``.
+      tuning: the platform's ``Tuning`` (static).
+    """
+    if what not in SCORES:
+        raise ValueError(f"what must be one of {SCORES}, got {what!r}.")
+    p = pass_for(params.covariance_type, tuning)
+    consts = p.constants(params.means, params.precisions_cholesky)
+    log_weights = jnp.log(params.weights)
+
+    def chunk(Xc):
+        log_gauss, _ = p.log_densities(consts, Xc)
+        wlp = log_gauss + log_weights[:, None]  # (K, B)
+        if what == "labels":
+            return jnp.argmax(wlp, axis=0).astype(jnp.int32)
+        e, total, log_norm = _log_normalizer(wlp, tuning)
+        if what == "log_prob":
+            return log_norm
+        if what == "proba":
+            return (e / total[None, :]).T
+        log_resp = (wlp - log_norm[None, :]).T
+        return (log_resp, log_norm) if what == "log_resp_and_log_prob" else log_resp
+
+    return _rows.map_over_rows(chunk, X, chunk_size, center)

@@ -1,0 +1,93 @@
+"""Platform-dependent choices of the engine, one value per platform.
+
+Every choice that depends on the hardware lives here, as one immutable
+:class:`Tuning` per platform. It is chosen once per call from the device that
+holds ``X`` (:func:`for_data`), before tracing, and passed down as static
+configuration: the pass, the row chunking and the restarts read it, none of
+them asks ``jax.default_backend()``. Every field names the rule it encodes;
+the measurements behind the numbers are in ``benchmarks/README.md``
+("Tuning table"). Tests run both tables on the CPU (they must compute the same
+numbers), so no branch is untested.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+
+__all__ = ["Tuning", "CPU", "ACCELERATOR", "for_data", "for_platform"]
+
+
+class Tuning(NamedTuple):
+    """Static, hashable tuning of the engine for one platform.
+
+    Attributes:
+      chunk_elements: elements of the largest per-chunk intermediate of a
+        pass (it sets the rows per chunk with the pass's per-row width). CPU:
+        near cache (4 MiB of float32); a GPU wants far more rows per kernel.
+      min_chunk_rows: never fewer rows per chunk than this (loop overhead).
+      full_unroll: chunks per loop step of the full-covariance pass. On CPU
+        independent chunks in one step let XLA's runtime overlap them; a GPU
+        runs kernels in order, so there it would only grow the program.
+      small_d: up to this many features the full pass and k-means multiply
+        element-wise instead of calling a matrix product (tiny GEMMs waste a
+        kernel, and under ``vmap`` become thousands of GEMM calls).
+      pairwise_norms_max_d: up to this many features the full pass sums the
+        Mahalanobis norms as a pairwise sum of rows that XLA fuses into the
+        element-wise loops (CPU); beyond, or with 0, a reduction.
+      unroll_components: up to this many components, reductions over the
+        component axis are chains of element-wise operations (fused), beyond
+        it a reduction.
+      feature_loop_d: up to this many features k-means sums exact distances
+        feature by feature, with rows on the fast axis.
+      sequential_restarts_size: restarts of a fit of at least this many
+        rows x components x features run one after another (``lax.map``)
+        instead of side by side under ``vmap``.
+    """
+
+    chunk_elements: int
+    min_chunk_rows: int
+    full_unroll: int
+    small_d: int
+    pairwise_norms_max_d: int
+    unroll_components: int
+    feature_loop_d: int
+    sequential_restarts_size: int
+
+
+# benchmarks/README.md, "Tuning table", has the measurement behind each value.
+CPU = Tuning(
+    chunk_elements=2**20,
+    min_chunk_rows=256,
+    full_unroll=4,
+    small_d=4,
+    pairwise_norms_max_d=16,
+    unroll_components=32,
+    feature_loop_d=16,
+    sequential_restarts_size=2**17,
+)
+
+ACCELERATOR = CPU._replace(
+    chunk_elements=2**27,  # H200: 318 -> 272 ms per iteration at N=1e7, D=32, K=64 (2**24 -> 2**27)
+    full_unroll=1,
+    pairwise_norms_max_d=0,
+)
+
+
+def for_platform(platform: str) -> Tuning:
+    """The tuning of a platform name (``"cpu"``, ``"gpu"``, ``"cuda"``, ``"tpu"``, ...)."""
+    return CPU if platform == "cpu" else ACCELERATOR
+
+
+def for_data(X) -> Tuning:
+    """The tuning for the device that holds ``X``.
+
+    A concrete ``jax.Array`` says where it lives; host data (NumPy) and
+    tracers inside a caller's ``jit`` will be placed on the default device.
+    """
+    if isinstance(X, jax.Array) and not isinstance(X, jax.core.Tracer):
+        platforms = {device.platform for device in X.devices()}
+        if len(platforms) == 1:
+            return for_platform(platforms.pop())
+    return for_platform(jax.default_backend())
