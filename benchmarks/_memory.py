@@ -1,8 +1,10 @@
-"""Peak memory of one ``gmm.fit``, measured in a fresh process.
+"""Peak memory of one ``gmm.fit`` (or one scoring call), measured in a fresh process.
 
 ``python -m benchmarks._memory --n 10000000 --d 16 --k 64`` prints one JSON
-line. X is built first and the fit is compiled ahead of time, so the number
-is what the fit itself needs on top of X:
+line; ``--what log_prob`` or ``--what predict_proba`` measures that function
+instead of the fit (on a K-component mixture with identity covariances). X is
+built first and the call is compiled ahead of time, so the number is what the
+call itself needs on top of X (and of its output, for scoring):
 
 * CPU: the kernel's peak resident set (``VmHWM``) is reset just before the fit
   (``/proc/self/clear_refs``), so ``peak = X + (VmHWM - VmRSS before)``.
@@ -41,6 +43,8 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=3)
     parser.add_argument("--init", default="kmeans",
                         help="gmm.fit's init, or 'params' to start EM from given parameters")
+    parser.add_argument("--what", default="fit", choices=("fit", "log_prob", "predict_proba"),
+                        help="the call measured")
     args = parser.parse_args()
 
     import jax
@@ -63,16 +67,22 @@ def main() -> None:
     x_bytes = X.size * X.dtype.itemsize
 
     options = dict(covariance_type=args.covariance_type, max_iter=args.max_iter, tol=0.0)
+    start = gmm.GMMParams.from_covariances(
+        jnp.full(args.k, 1.0 / args.k), X[:: args.n // args.k][: args.k],
+        jnp.broadcast_to(jnp.eye(args.d), (args.k, args.d, args.d)), "full")
     if args.init == "params":
-        start = gmm.GMMParams.from_covariances(
-            jnp.full(args.k, 1.0 / args.k), X[:: args.n // args.k][: args.k],
-            jnp.broadcast_to(jnp.eye(args.d), (args.k, args.d, args.d)), "full")
         options["init_params"] = start
     else:
         options["init"] = args.init
-    fn = jax.jit(lambda key, X: gmm.fit(key, X, args.k, **options))
+    if args.what == "fit":
+        fn = jax.jit(lambda key, X: gmm.fit(key, X, args.k, **options))
+    else:
+        score = getattr(gmm, args.what)
+        fn = jax.jit(lambda key, X: score(start, X))
     key = jax.random.key(0)
     compiled = fn.lower(key, X).compile()
+    out_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(
+        jax.eval_shape(fn, key, X))) if args.what != "fit" else 0
 
     device = jax.devices()[0]
     stats = device.memory_stats() if device.platform != "cpu" else None
@@ -93,12 +103,14 @@ def main() -> None:
         method = f"{device.platform} allocator peak_bytes_in_use (includes X)"
     else:
         peak = x_bytes + _status_kib("VmHWM") * 1024 - before
-        method = "X + (peak RSS during fit - RSS before fit)"
+        method = f"X + (peak RSS during {args.what} - RSS before it)"
     print(json.dumps({
-        "n": args.n, "d": args.d, "k": args.k, "covariance_type": args.covariance_type, "init": args.init,
-        "max_iter": args.max_iter, "n_iter": int(result.n_iter),
-        "x_bytes": x_bytes, "peak_bytes": peak, "peak_over_x": peak / x_bytes,
-        "extra_bytes": peak - x_bytes, "fit_seconds": seconds, "method": method,
+        "what": args.what, "n": args.n, "d": args.d, "k": args.k, "covariance_type": args.covariance_type,
+        "init": args.init, "max_iter": args.max_iter,
+        "n_iter": int(result.n_iter) if args.what == "fit" else None,
+        "x_bytes": x_bytes, "output_bytes": out_bytes, "peak_bytes": peak, "peak_over_x": peak / x_bytes,
+        "peak_over_x_plus_output": peak / (x_bytes + out_bytes),
+        "extra_bytes": peak - x_bytes - out_bytes, "seconds": seconds, "method": method,
     }))
 
 

@@ -1,4 +1,4 @@
-"""Per-iteration EM time against rows per chunk, to set ``_rows``' chunk targets for a device.
+"""Per-iteration EM time against rows per chunk, to set the tuning table's chunk target for a device (``_tuning``).
 
     python -m benchmarks.chunk_sweep            # prints a Markdown table
 

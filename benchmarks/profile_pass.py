@@ -10,7 +10,7 @@ EM iteration: the wall time untraced and traced, the busy time of each
 thread, and the operations grouped by kind and output shape, largest first.
 The sum of the operations' times over the wall time shows how well the
 runtime keeps the cores busy; the table shows which operations to work on.
-This is how the full pass of ``gmm_jax/_covariance.py`` was tuned (see
+This is how the full pass of ``gmm_jax/_pass.py`` was tuned (see
 benchmarks/README.md). CPU only: on a GPU use the profiler's own tools.
 """
 

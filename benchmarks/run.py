@@ -301,6 +301,23 @@ def case_mem(s: Settings) -> dict:
     return {"size": size, "libs": {}, **result}
 
 
+@case("mem_score", "peak memory of log_prob and predict_proba (fresh process), relative to X plus the output")
+def case_mem_score(s: Settings) -> dict:
+    size = _size(s, dict(n=2_000_000, d=32, k=64), dict(n=200_000, d=8, k=8))
+    out = {"size": size, "libs": {}}
+    for what in ("log_prob", "predict_proba"):
+        cmd = [sys.executable, "-m", "benchmarks._memory", "--what", what,
+               "--n", str(size["n"]), "--d", str(size["d"]), "--k", str(size["k"])]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+        if proc.returncode != 0:
+            return {**out, "error": proc.stderr[-2000:]}
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        out[what] = result
+        print(f"    {what}: peak {result['peak_over_x_plus_output']:.2f} x (X + output)", flush=True)
+    out["peak_over_x_plus_output"] = max(out[w]["peak_over_x_plus_output"] for w in ("log_prob", "predict_proba"))
+    return out
+
+
 # ------------------------------------------------------------------- targets
 
 TARGETS = {  # case -> (what, needed, measured value getter)
@@ -313,6 +330,7 @@ TARGETS = {  # case -> (what, needed, measured value getter)
     "e": [("vs scikit-learn loop", 50, lambda r: r["speedup"].get("sklearn"))],
     "f": [("fraction of matmul speed", 0.4, lambda r: r.get("fraction_of_matmul_speed"))],
     "mem": [("peak / size of X (max)", -2, lambda r: r.get("peak_over_x"))],
+    "mem_score": [("peak / (X + output) (max)", -1.5, lambda r: r.get("peak_over_x_plus_output"))],
 }
 
 

@@ -27,6 +27,7 @@ from gmm_jax._likelihood import aic, bic, log_prob, n_parameters, predict, predi
 from gmm_jax._online import OnlineFitResult, OnlineState, fit_online
 from gmm_jax._params import COVARIANCE_TYPES, GMMParams
 from gmm_jax._sampling import sample
+from gmm_jax._select import SelectionResult, select
 from gmm_jax._stream import fit_stream
 
 __version__ = "0.1.0"
@@ -73,4 +74,6 @@ __all__ = [
     "sample",
     "save",
     "score",
+    "select",
+    "SelectionResult",
 ]

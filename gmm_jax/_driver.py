@@ -165,10 +165,13 @@ def best_restart(results: FitResult) -> FitResult:
     return jax.tree_util.tree_map(lambda a: a[best], results)
 
 
-def _restarts_in_sequence(n_samples, n_features, options: FitOptions):
-    # Under vmap the products gain a second batch dimension, which XLA's CPU
-    # kernels handle several times slower, and a large restart keeps the
-    # machine busy by itself (see _tuning.Tuning.sequential_restarts_size).
+def in_sequence(n_samples, n_features, options: FitOptions):
+    """Whether independent fits of this size (restarts, or the K of a selection) run one after another.
+
+    Under vmap the products gain a second batch dimension, which XLA's CPU
+    kernels handle several times slower, and a large fit keeps the machine
+    busy by itself (see ``_tuning.Tuning.sequential_restarts_size``).
+    """
     return n_samples * n_features * options.n_components >= options.tuning.sequential_restarts_size
 
 
@@ -177,19 +180,23 @@ def invalid_weights(w) -> jax.Array:
     return ~(jnp.all(jnp.isfinite(w)) & jnp.all(w >= 0) & jnp.any(w > 0))
 
 
-@functools.partial(jax.jit, static_argnames=("options",))
-@float32_matmuls
-def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions) -> FitResult:
-    """The compiled fit of rows held in memory (one device or sharded): initialise, EM, restarts."""
-    center = jax.lax.stop_gradient(_init.weighted_mean(X, w))
+def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions, center,
+                 n_active=None) -> FitResult:  # fmt: skip
+    """Initialisation, EM and the best of ``options.n_init`` restarts, in coordinates centred at ``center``.
+
+    ``n_active`` (traced): fit only the first ``n_active`` of the
+    ``options.n_components`` components, the others switched off, exactly as
+    a fit with ``n_active`` components (model selection).
+    """
+    active = None if n_active is None else jnp.arange(options.n_components) < n_active
 
     def single(key, restart):
         if init_params is None:
             start = _init.initialize(key, X, w, options.n_components, options.covariance_type, options.init,
-                                     reg_covar, options.chunk_size, center, options.tuning)  # fmt: skip
+                                     reg_covar, options.chunk_size, center, options.tuning, n_active)  # fmt: skip
         else:
             start = centred(init_params, center)
-        data = EMData(X, w, tol, reg_covar, center, init_lower_bound, restart)
+        data = EMData(X, w, tol, reg_covar, center, init_lower_bound, restart, active)
         return _em.run_em(start, data, max_iter=options.max_iter, chunk_size=options.chunk_size,
                           tuning=options.tuning, verbose=options.verbose)  # fmt: skip
 
@@ -197,13 +204,22 @@ def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, opti
         result = single(key, jnp.zeros((), jnp.int32))
     else:
         keys, restarts = restart_keys(key, options.n_init), jnp.arange(options.n_init, dtype=jnp.int32)
-        if _restarts_in_sequence(*X.shape, options):
+        if in_sequence(*X.shape, options):
             results = jax.lax.map(lambda a: single(*a), (keys, restarts))
         else:
             results = jax.vmap(single)(keys, restarts)
         result = best_restart(results)
     status = jnp.where(invalid_weights(w), _em.STATUS_INVALID_WEIGHTS, result.status).astype(jnp.int32)
-    return uncentred(result._replace(status=status), center)
+    return result._replace(status=status)
+
+
+@functools.partial(jax.jit, static_argnames=("options",))
+@float32_matmuls
+def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions) -> FitResult:
+    """The compiled fit of rows held in memory (one device or sharded): initialise, EM, restarts."""
+    center = jax.lax.stop_gradient(_init.weighted_mean(X, w))
+    result = fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, options, center)
+    return uncentred(result, center)
 
 
 @functools.partial(jax.jit, static_argnames=("options",))

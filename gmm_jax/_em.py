@@ -124,6 +124,24 @@ def params_from_statistics(stats: SufficientStatistics, shift, covariance_type, 
     return GMMParams(weights, means, factor, covariance_type)
 
 
+def mask_components(params: GMMParams, active) -> GMMParams:
+    """``params`` with the components outside ``active`` (``(K,)`` bool) switched off.
+
+    An inactive component has weight exactly 0 (so it takes no responsibility:
+    ``log 0 = -inf`` in the E-step), a zero mean and a unit precision factor
+    (finite, so the fit's finiteness checks see only the active ones). Model
+    selection fits every number of components in one program this way.
+    """
+    model = _covariance.covariance_model(params.covariance_type)
+    weights = jnp.where(active, params.weights, 0.0)
+    means = jnp.where(active[:, None], params.means, 0.0)
+    factor = params.precisions_cholesky
+    if params.covariance_type != "tied":
+        unit = model.unit_factor(params.n_components, params.n_features, factor.dtype)
+        factor = jnp.where(active.reshape(active.shape + (1,) * (factor.ndim - 1)), factor, unit)
+    return GMMParams(weights / jnp.sum(weights), means, factor, params.covariance_type)
+
+
 def empty_components(nk) -> jax.Array:
     """``(K,)`` bool: components whose mass ``nk`` is below the rounding noise of the sums."""
     return nk <= 16 * jnp.finfo(nk.dtype).eps * jnp.sum(nk)
@@ -143,13 +161,19 @@ class Update(NamedTuple):
     n_empty: jax.Array  # () int32: components that received no mass
 
 
-def em_update(stats: SufficientStatistics, params: GMMParams, reg_covar) -> Update:
-    """The M-step of one EM iteration, from the statistics of ``params`` (around their means)."""
+def em_update(stats: SufficientStatistics, params: GMMParams, reg_covar, active=None) -> Update:
+    """The M-step of one EM iteration, from the statistics of ``params`` (around their means).
+
+    ``active``: optional ``(K,)`` bool of the components in use (model
+    selection); the others stay switched off (:func:`mask_components`).
+    """
     new = params_from_statistics(stats, params.means, params.covariance_type, reg_covar, previous=params)
+    empty = empty_components(stats.nk)
+    if active is not None:
+        new, empty = mask_components(new, active), empty & active
     log_likelihood = stats.log_likelihood / stats.weight_sum
     ok = all_finite(new) & jnp.isfinite(log_likelihood)
-    n_empty = jnp.sum(empty_components(stats.nk)).astype(jnp.int32)
-    return Update(log_likelihood, new, ok, n_empty)
+    return Update(log_likelihood, new, ok, jnp.sum(empty).astype(jnp.int32))
 
 
 class EMState(NamedTuple):
@@ -216,6 +240,7 @@ class EMData(NamedTuple):
     center: jax.Array | None
     init_lower_bound: jax.Array
     restart: jax.Array
+    active: jax.Array | None = None  # (K,) bool: components in use (model selection), None: all
 
 
 def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, verbose=False) -> FitResult:
@@ -232,7 +257,7 @@ def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, ver
 
     def iterate(data, state, i):
         stats = _pass.accumulate_statistics(state.params, data.X, data.w, chunk_size, data.center, tuning)
-        update = em_update(stats, state.params, data.reg_covar)
+        update = em_update(stats, state.params, data.reg_covar, data.active)
         if verbose:
             change = update.log_likelihood - state.log_likelihood
             jax.debug.callback(_print_progress, data.restart, i + 1, update.log_likelihood, change)

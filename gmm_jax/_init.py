@@ -36,12 +36,19 @@ def _squared_distances(X, points, tuning: Tuning):
     return jnp.sum((X[None, :, :] - points[:, None, :]) ** 2, axis=2)
 
 
-def _nearest(X, centers, tuning: Tuning):
-    """``(N,)`` index of the nearest centre of each row (``X`` centred near the data mean)."""
+def _nearest(X, centers, tuning: Tuning, active=None):
+    """``(N,)`` index of the nearest centre of each row (``X`` centred near the data mean).
+
+    ``active``: optional ``(K,)`` bool; inactive centres are never nearest.
+    """
     if X.shape[1] <= tuning.small_d:
-        return jnp.argmin(_squared_distances(X, centers, tuning), axis=0)
-    # |c|^2 - 2 c.x (|x|^2 does not change the argmin) as one matrix product.
-    return jnp.argmin(jnp.sum(centers * centers, axis=1)[:, None] - 2.0 * centers @ X.T, axis=0)
+        distances = _squared_distances(X, centers, tuning)
+    else:
+        # |c|^2 - 2 c.x (|x|^2 does not change the argmin) as one matrix product.
+        distances = jnp.sum(centers * centers, axis=1)[:, None] - 2.0 * centers @ X.T
+    if active is not None:
+        distances = jnp.where(active[:, None], distances, jnp.inf)
+    return jnp.argmin(distances, axis=0)
 
 
 def _hard_responsibilities(labels, w, n_clusters):
@@ -90,12 +97,16 @@ def _sample_distinct(key, w, n, chunk_size=None):
     return idx
 
 
-def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size, tuning: Tuning):
+def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size, tuning: Tuning, n_active=None):
     """Greedy k-means++ seeding (Arthur & Vassilvitskii; scikit-learn's variant).
 
     Each new centre is the best of ``2 + log(K)`` candidates drawn with
     probability proportional to ``w * distance^2`` to the nearest chosen centre.
     Zero-weight rows (padding) are never chosen.
+
+    ``n_active`` (traced, ``<= n_clusters``): seed only the first ``n_active``
+    centres, exactly as a seeding of ``n_active`` clusters would (the draws
+    are prefixes of the same random streams); the others repeat the first.
 
     Returns:
       ``(n_clusters, n_features)`` centres, all rows of ``X``.
@@ -112,6 +123,8 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size, tuning: Tuning):
     first_row = _rows.take_rows(X, first, chunk_size)
     closest = _rows.map_over_rows(lambda Xc: _squared_distances(Xc, first_row[None], tuning)[0], X, chunk_size)
     centers = jnp.zeros((n_clusters, X.shape[1]), X.dtype).at[0].set(first_row)
+    if n_active is not None:
+        active_trials = 2 + jnp.floor(jnp.log(n_active)).astype(jnp.int32)
 
     def add_center(carry, inputs):
         centers, closest = carry
@@ -129,27 +142,35 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size, tuning: Tuning):
             wc, near = wc_near
             return jnp.minimum(near[None, :], _squared_distances(Xc, candidate_rows, tuning)) @ wc
 
-        best_row = candidate_rows[jnp.argmin(_rows.sum_over_rows(potential_with, X, (w, closest), chunk_size))]
+        potentials = _rows.sum_over_rows(potential_with, X, (w, closest), chunk_size)
+        if n_active is None:
+            best_row = candidate_rows[jnp.argmin(potentials)]
+        else:  # the candidates a seeding of n_active clusters draws, and only its steps
+            potentials = jnp.where(jnp.arange(n_trials) < active_trials, potentials, jnp.inf)
+            best_row = jnp.where(c < n_active, candidate_rows[jnp.argmin(potentials)], centers[0])
         d = _rows.map_over_rows(lambda Xc: _squared_distances(Xc, best_row[None], tuning)[0], X, chunk_size)
         return (centers.at[c].set(best_row), jnp.minimum(closest, d)), None
+
+
 
     steps = (jnp.arange(1, n_clusters), jax.random.split(key, n_clusters - 1))
     (centers, _), _ = jax.lax.scan(add_center, (centers, closest), steps)
     return centers
 
 
-def _lloyd(X, w, centers, max_iter: int, tol, chunk_size, center, tuning: Tuning):
+def _lloyd(X, w, centers, max_iter: int, tol, chunk_size, center, tuning: Tuning, active=None):
     """Lloyd iterations until the squared centre shift is below ``tol``; empty clusters keep their centre.
 
     ``centers`` are in coordinates centred at ``center`` (rows are centred
     chunk by chunk). Stops at convergence, under ``vmap`` too (see ``_loops``).
+    Inactive centres (``active``, optional ``(K,)`` bool) take no rows.
     """
 
     def update(data, centers):
         X, w, center, _ = data
 
         def chunk(Xc, wc, _):
-            return _label_sums(Xc, wc, _nearest(Xc, centers, tuning), centers.shape[0], tuning)
+            return _label_sums(Xc, wc, _nearest(Xc, centers, tuning, active), centers.shape[0], tuning)
 
         counts, sums = _rows.sum_over_rows(chunk, X, w, chunk_size, center)
         return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1e-30)[:, None], centers)
@@ -226,7 +247,7 @@ def kmeans(key, X, n_clusters: int, *, sample_weight=None, max_iter: int = 300, 
     return _kmeans(key, X, w, tol, n_clusters, max_iter, chunk, tuning)
 
 
-def _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center, tuning) -> GMMParams:
+def _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center, tuning, active=None):
     """M-step from hard assignments of every row to its nearest centre (centred coordinates).
 
     The sums are the EM pass's own with one-hot responsibilities, taken
@@ -235,46 +256,59 @@ def _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, c
     """
 
     def responsibilities(Xc, wc, _):
-        return _hard_responsibilities(_nearest(Xc, centers, tuning), wc, centers.shape[0])
+        return _hard_responsibilities(_nearest(Xc, centers, tuning, active), wc, centers.shape[0])
 
     stats = _pass.statistics_from_responsibilities(
         responsibilities, X, w, centers, covariance_type, tuning, chunk_size, center)  # fmt: skip
     return _em.params_from_statistics(stats, centers, covariance_type, reg_covar)
 
 
-def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center, tuning):
+def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center, tuning,
+                             active=None):  # fmt: skip
     """M-step from uniformly random soft responsibilities (scikit-learn's ``init_params='random'``)."""
     shift = jnp.zeros((n_components, X.shape[1]), X.dtype)  # every mean starts near the data mean
 
     def responsibilities(Xc, wc, offset):
-        u = jax.random.uniform(jax.random.fold_in(key, offset), (Xc.shape[0], n_components), Xc.dtype)
-        return (u / jnp.sum(u, axis=1, keepdims=True) * wc[:, None]).T
+        # Component-major draws: the first K' rows are those of a K'-component start.
+        u = jax.random.uniform(jax.random.fold_in(key, offset), (n_components, Xc.shape[0]), Xc.dtype)
+        if active is not None:
+            u = jnp.where(active[:, None], u, 0.0)
+        return u / jnp.sum(u, axis=0, keepdims=True) * wc[None, :]
 
     stats = _pass.statistics_from_responsibilities(
         responsibilities, X, w, shift, covariance_type, tuning, chunk_size, center)  # fmt: skip
     return _em.params_from_statistics(stats, shift, covariance_type, reg_covar)
 
 
-def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size, center, tuning) -> GMMParams:
+def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size, center, tuning,
+               n_active=None) -> GMMParams:  # fmt: skip
     """Starting parameters by the method ``init``, in coordinates centred at ``center``.
 
     Traceable; ``n_components``, ``covariance_type``, ``init``,
-    ``chunk_size`` and ``tuning`` are static.
+    ``chunk_size`` and ``tuning`` are static. With ``n_active`` (traced,
+    ``<= n_components``), only the first ``n_active`` components are
+    initialised, exactly as a start of ``n_active`` components would be; the
+    others get weight 0 (``_em.mask_components``): model selection fits every
+    ``K`` in one program this way.
     """
     if center is None:
         center = jnp.zeros((X.shape[1],), X.dtype)
+    active = None if n_active is None else jnp.arange(n_components) < n_active
     if init == "random":
-        return _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center, tuning)
+        params = _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center,
+                                          tuning, active)  # fmt: skip
+        return params if active is None else _em.mask_components(params, active)
     if init == "random_from_data":
         # Distinct rows with positive weight as means; every row joins its nearest one.
         idx = _sample_distinct(key, w, n_components, chunk_size)
         centers = _rows.take_rows(jax.lax.stop_gradient(X), idx, chunk_size) - center[None]
     elif init == "k-means++":
-        centers = kmeans_plusplus(key, X, w, n_components, chunk_size, tuning) - center[None]
+        centers = kmeans_plusplus(key, X, w, n_components, chunk_size, tuning, n_active) - center[None]
     elif init == "kmeans":
-        centers = kmeans_plusplus(key, X, w, n_components, chunk_size, tuning) - center[None]
+        centers = kmeans_plusplus(key, X, w, n_components, chunk_size, tuning, n_active) - center[None]
         tol = _kmeans_tolerance(X, w, 1e-4, center, chunk_size)
-        centers = _lloyd(X, w, centers, 100, tol, chunk_size, center, tuning)
+        centers = _lloyd(X, w, centers, 100, tol, chunk_size, center, tuning, active)
     else:
         raise ValueError(f"init must be one of {_validation.INITS}, got {init!r}.")
-    return _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center, tuning)
+    params = _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center, tuning, active)
+    return params if active is None else _em.mask_components(params, active)

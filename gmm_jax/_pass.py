@@ -506,6 +506,27 @@ def statistics_from_responsibilities(
     return SufficientStatistics(zero, zero, nk, s1, s2)
 
 
+def criterion_sums(params, X, w, chunk_size, center, tuning: Tuning):
+    """``(sum_n w_n log p(x_n), sum_n w_n max_k log r_nk)``: the log-likelihood and its classification term.
+
+    The second is mclust's ICL term (the log responsibility of each row's
+    most probable component).
+    """
+    p = pass_for(params.covariance_type, tuning)
+    consts = p.constants(params.means, params.precisions_cholesky)
+    log_weights = jnp.log(params.weights)
+
+    def chunk(Xc, wc, _):
+        log_gauss, _ = p.log_densities(consts, Xc)
+        wlp = log_gauss + log_weights[:, None]
+        _, _, log_norm = _log_normalizer(wlp, tuning)
+        top = over_components(jnp.maximum, jnp.max, wlp, tuning)
+        keep = wc > 0  # zero-weight rows (padding) count for nothing, even at -inf
+        return (jnp.sum(jnp.where(keep, wc * log_norm, 0.0)), jnp.sum(jnp.where(keep, wc * (top - log_norm), 0.0)))
+
+    return _rows.sum_over_rows(chunk, X, w, chunk_size, center, unroll=p.unroll())
+
+
 # What map_scores computes per row.
 SCORES = ("log_prob", "proba", "log_resp", "labels", "log_resp_and_log_prob")
 

@@ -50,3 +50,18 @@ def test_profile_pass_reports_the_operations_of_an_em_iteration():
     assert "thread time" in lines[1]
     # The E-step's and the M-step's matrix products are among the operations.
     assert sum(" dot" in line for line in lines[2:]) >= 2, proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("what", ["log_prob", "predict_proba"])
+def test_scoring_memory_is_bounded_by_the_data_and_the_output(what):
+    # Full covariances would materialise an (N, K, D) array without chunking:
+    # 8x the size of X here. Chunked through the pass, the peak stays near X
+    # plus the output (issue: under 1.5x).
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks._memory", "--what", what, "--n", "1000000", "--d", "8", "--k", "8"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["peak_over_x_plus_output"] < 1.5, result

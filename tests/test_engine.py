@@ -27,7 +27,7 @@ LAYERS = [
     {"_em"},
     {"_init"},
     {"_driver"},
-    {"_fit", "_stream", "_online"},
+    {"_fit", "_stream", "_online", "_select"},
     {"distributed", "_io", "_sampling", "metrics"},
     {"__init__"},
     {"plot", "examples.multiprocess_fit", "examples.__init__"},

@@ -1,0 +1,228 @@
+"""`select`: model selection over numbers of components and covariance types, one program per type.
+
+mclust's ``mclustBIC`` in one call: a table of an information criterion over
+``K`` x covariance type. For each covariance type, every ``K`` is fitted by
+one compiled program: ``K_max`` components with those beyond ``K`` switched
+off (weight 0, no responsibility, not initialised, not counted as
+parameters), batched over ``K`` (side by side under ``vmap`` for small
+problems, one after another for large ones, like restarts). Each entry is the
+``gmm.fit`` at that ``K`` with the same key (up to rounding), and the sweep
+compiles once per covariance type whatever the list of ``K``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from gmm_jax import _driver, _init, _likelihood, _pass, _sharding, _tuning, _validation
+from gmm_jax._em import STATUS_OK, FitResult
+from gmm_jax._params import GMMParams
+from gmm_jax._precision import float32_matmuls
+
+__all__ = ["select", "SelectionResult", "CRITERIA"]
+
+CRITERIA = ("bic", "aic", "icl")
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionResult:
+    """What :func:`gmm_jax.select` returns: the criterion table and the chosen model.
+
+    Attributes:
+      criterion: ``(len(covariance_types), len(n_components))`` the criterion
+        of each fit, lower is better (scikit-learn's sign; mclust's BIC is
+        ``-criterion``); ``inf`` where a fit failed.
+      n_components: ``(len(n_components),)`` int, the numbers of components tried.
+      lower_bound, converged, n_iter, status: ``(types, K)`` of each fit, as
+        in ``FitResult``.
+      best_type_index: ``()`` int, row of the chosen model in the table.
+      best_n_components: ``()`` int, its number of components.
+      best: the chosen ``FitResult`` (its parameters have exactly
+        ``best_n_components`` components). Under ``jit``/``vmap`` with more
+        than one covariance type it is ``None`` (the types have different
+        shapes): use ``fits``.
+      fits: one ``FitResult`` per covariance type, batched over
+        ``n_components`` (parameters with ``max(n_components)`` components,
+        those beyond each ``K`` with weight 0).
+      covariance_types: the types tried, in table order (static).
+      criterion_name: ``"bic"``, ``"aic"`` or ``"icl"`` (static).
+    """
+
+    criterion: jax.Array
+    n_components: jax.Array
+    lower_bound: jax.Array
+    converged: jax.Array
+    n_iter: jax.Array
+    status: jax.Array
+    best_type_index: jax.Array
+    best_n_components: jax.Array
+    best: FitResult | None
+    fits: tuple
+    covariance_types: tuple = dataclasses.field(metadata=dict(static=True))
+    criterion_name: str = dataclasses.field(default="bic", metadata=dict(static=True))
+
+    @property
+    def best_covariance_type(self) -> str:
+        """The chosen covariance type (needs a concrete result: outside ``jit``/``vmap``)."""
+        return self.covariance_types[int(self.best_type_index)]
+
+
+jax.tree_util.register_dataclass(
+    SelectionResult,
+    data_fields=["criterion", "n_components", "lower_bound", "converged", "n_iter", "status", "best_type_index",
+                 "best_n_components", "best", "fits"],  # fmt: skip
+    meta_fields=["covariance_types", "criterion_name"],
+)
+
+
+@functools.partial(jax.jit, static_argnames=("options",))
+@float32_matmuls
+def _sweep(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions):
+    """Fits of every ``K`` in ``n_components`` (traced ``(len,)``) with ``options.n_components = K_max``."""
+    center = jax.lax.stop_gradient(_init.weighted_mean(X, w))
+    no_bound = jnp.asarray(-jnp.inf, X.dtype)
+
+    def at(k):
+        result = _driver.fit_restarts(key, X, w, None, tol, reg_covar, no_bound, options, center, n_active=k)
+        sums = _pass.criterion_sums(result.params, X, w, options.chunk_size, center, options.tuning)
+        return _driver.uncentred(result, center), sums
+
+    if _driver.in_sequence(*X.shape, options):
+        return jax.lax.map(at, n_components)
+    return jax.vmap(at)(n_components)
+
+
+def _check_components(n_components, n_samples):
+    try:
+        values = list(n_components) if not isinstance(n_components, int) else [n_components]
+    except TypeError:
+        raise TypeError(f"n_components must be an int or a sequence of ints, got {n_components!r}.") from None
+    if not values:
+        raise ValueError("n_components is empty; pass e.g. range(1, 11).")
+    values = [_validation.check_int(k, "n_components", 1) for k in values]
+    if len(set(values)) != len(values):
+        raise ValueError(f"n_components has repeated values: {values}.")
+    if max(values) > n_samples:
+        raise ValueError(f"n_components goes up to {max(values)} but X has {n_samples} samples; use fewer components.")
+    return values
+
+
+def _check_types(covariance_types):
+    if isinstance(covariance_types, str):
+        covariance_types = (covariance_types,)
+    covariance_types = tuple(covariance_types)
+    if not covariance_types:
+        raise ValueError("covariance_types is empty; pass e.g. ('full', 'diag').")
+    for t in covariance_types:
+        _validation.check_covariance_type(t)
+    if len(set(covariance_types)) != len(covariance_types):
+        raise ValueError(f"covariance_types has repeated values: {covariance_types}.")
+    return covariance_types
+
+
+def _trim(result: FitResult, k: int) -> FitResult:
+    """A masked fit's result with only its first ``k`` (active) components."""
+    p = result.params
+    factor = p.precisions_cholesky if p.covariance_type == "tied" else p.precisions_cholesky[:k]
+    return result._replace(params=GMMParams(p.weights[:k], p.means[:k], factor, p.covariance_type))
+
+
+def select(
+    key,
+    X,
+    n_components=range(1, 11),
+    *,
+    covariance_types=("full", "tied", "diag", "spherical"),
+    criterion: str = "bic",
+    n_init: int = 1,
+    init: str = "kmeans",
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    sample_weight=None,
+    chunk_size: int | None = None,
+) -> SelectionResult:
+    """Chooses the number of components and the covariance type by an information criterion.
+
+    For each covariance type, every number of components is fitted in one
+    compiled program (the components beyond each ``K`` switched off), so a
+    sweep compiles once per type. Entry ``(t, j)`` is the fit
+    ``gmm.fit(key, X, n_components[j], covariance_type=covariance_types[t], ...)``
+    with the same key and options (equal up to rounding), scored on ``X``.
+
+    Args:
+      key: PRNG key, shared by every fit (as separate ``fit`` calls with one key).
+      X: ``(n_samples, n_features)``; may be row-sharded as for :func:`gmm_jax.fit`.
+      n_components: the numbers of components to try (ints ``>= 1``).
+      covariance_types: the covariance types to try.
+      criterion: ``"bic"`` (``-2 log L + p log N``), ``"aic"``
+        (``-2 log L + 2 p``) or ``"icl"`` (BIC plus ``-2 sum_n log r_n,z_n``,
+        the log responsibility of each sample's most probable component, as
+        mclust's ``icl``); lower is better. ``N`` is the sum of the sample
+        weights.
+      n_init, init, max_iter, tol, reg_covar, sample_weight, chunk_size: as in
+        :func:`gmm_jax.fit`, for every fit.
+
+    Returns:
+      A :class:`SelectionResult`.
+
+    Example:
+      >>> import jax, numpy as np, gmm_jax as gmm
+      >>> rng = np.random.default_rng(0)
+      >>> X = np.concatenate([rng.normal(-4, 1, (150, 2)), rng.normal(4, 1, (150, 2))])
+      >>> sel = gmm.select(jax.random.key(0), X, range(1, 5), covariance_types=("full", "spherical"))
+      >>> sel.criterion.shape, int(sel.best_n_components), sel.best_covariance_type
+      ((2, 4), 2, 'spherical')
+      >>> sel.best.params.n_components
+      2
+    """
+    _validation.check_key(key)
+    X = _validation.check_data(X)
+    n_samples, n_features = X.shape
+    ks = _check_components(n_components, n_samples)
+    covariance_types = _check_types(covariance_types)
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
+    tuning = _tuning.for_data(X)
+    n_blocks = _sharding.row_blocks(X)
+    tol, reg_covar = _driver.check_tolerances(tol, reg_covar, X.dtype)
+    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype)
+    k_array = jnp.asarray(ks, jnp.int32)
+    n = jnp.sum(w)
+    rows = {name: [] for name in ("criterion", "lower_bound", "converged", "n_iter", "status")}
+    fits = []
+    for covariance_type in covariance_types:
+        options = _driver.fit_options(
+            n_samples=n_samples, n_features=n_features, n_components=max(ks), covariance_type=covariance_type,
+            init=init, n_init=n_init, max_iter=max_iter, verbose=False, chunk_size=chunk_size, tuning=tuning,
+            n_blocks=n_blocks,
+        )  # fmt: skip
+        result, (log_likelihood, classification) = _sweep(key, X, w, tol, reg_covar, k_array, options)
+        n_params = jnp.asarray([_likelihood.n_free_parameters(covariance_type, k, n_features) for k in ks], X.dtype)
+        penalty = {"aic": 2.0 * n_params}.get(criterion, n_params * jnp.log(n))
+        value = -2.0 * log_likelihood + penalty
+        if criterion == "icl":
+            value = value - 2.0 * classification
+        ok = (result.status == STATUS_OK) & jnp.isfinite(value)
+        rows["criterion"].append(jnp.where(ok, value, jnp.inf))
+        for name in ("lower_bound", "converged", "n_iter", "status"):
+            rows[name].append(getattr(result, name))
+        fits.append(result)
+    table = {name: jnp.stack(values) for name, values in rows.items()}
+    flat = jnp.argmin(table["criterion"])
+    best_type, best_k = jnp.divmod(flat, len(ks))
+    best = None
+    if _validation.is_concrete(flat):
+        t, j = int(best_type), int(best_k)
+        best = _trim(jax.tree_util.tree_map(lambda a: a[j], fits[t]), ks[j])
+    elif len(covariance_types) == 1:
+        best = jax.tree_util.tree_map(lambda a: a[best_k], fits[0])
+    return SelectionResult(
+        table["criterion"], k_array, table["lower_bound"], table["converged"], table["n_iter"], table["status"],
+        best_type.astype(jnp.int32), k_array[best_k], best, tuple(fits), covariance_types, criterion,
+    )  # fmt: skip
+
