@@ -65,11 +65,15 @@ class FitOptions(NamedTuple):
     chunk_size: int | _rows.RowBlocks | None  # rows per chunk (per device for sharded X); None: one chunk
     verbose: bool
     tuning: Tuning
+    differentiate: str = "unrolled"  # "unrolled" | "implicit": how a fit's derivatives are formed
+
+
+DIFFERENTIATE = ("unrolled", "implicit")
 
 
 def fit_options(
     *, n_samples, n_features, n_components, covariance_type, init, n_init, max_iter, verbose, chunk_size, tuning,
-    n_blocks=1,
+    n_blocks=1, differentiate="unrolled",
 ) -> FitOptions:  # fmt: skip
     """Validates the static options of any fit.
 
@@ -95,7 +99,9 @@ def fit_options(
         chunk_size = _pass.chunk_rows(n_samples // n_blocks, n_components, n_features, covariance_type, tuning)
     if n_blocks > 1:
         chunk_size = _rows.RowBlocks(n_blocks, chunk_size)
-    return FitOptions(n_components, covariance_type, init, n_init, max_iter, chunk_size, verbose, tuning)
+    if differentiate not in DIFFERENTIATE:
+        raise ValueError(f"differentiate must be one of {DIFFERENTIATE}, got {differentiate!r}.")
+    return FitOptions(n_components, covariance_type, init, n_init, max_iter, chunk_size, verbose, tuning, differentiate)
 
 
 def batch_layout(options: FitOptions, n_rows: int, n_features: int, n_devices: int = 1):
@@ -218,8 +224,16 @@ def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, optio
 def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions) -> FitResult:
     """The compiled fit of rows held in memory (one device or sharded): initialise, EM, restarts."""
     center = jax.lax.stop_gradient(_init.weighted_mean(X, w))
-    result = fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, options, center)
-    return uncentred(result, center)
+    if options.differentiate == "unrolled":
+        result = fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, options, center)
+        return uncentred(result, center)
+    # Implicit: the iterations run without derivatives; the converged
+    # parameters get theirs from the fixed-point equation (_em.implicit_fixed_point).
+    X_, w_, reg_, init_ = jax.lax.stop_gradient((X, w, reg_covar, init_params))
+    result = fit_restarts(key, X_, w_, init_, tol, reg_, init_lower_bound, options, center)
+    params = _em.implicit_fixed_point(result.params, X, w, reg_covar, center, chunk_size=options.chunk_size,
+                                      tuning=options.tuning)  # fmt: skip
+    return uncentred(result._replace(params=params), center)
 
 
 @functools.partial(jax.jit, static_argnames=("options",))

@@ -304,6 +304,59 @@ def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, ver
 
 
 # ---------------------------------------------------------------------------
+# Implicit differentiation at the converged point.
+
+
+def em_map(params: GMMParams, X, w, reg_covar, center, chunk_size, tuning, active=None) -> GMMParams:
+    """``T(params)``: one EM iteration as a function (a converged fit is a fixed point ``T(p) = p``)."""
+    stats = _pass.accumulate_statistics(params, X, w, chunk_size, center, tuning)
+    return em_update(stats, params, reg_covar, active).params
+
+
+def _tree_sub(a, b):
+    return jax.tree_util.tree_map(jnp.subtract, a, b)
+
+
+def implicit_fixed_point(params: GMMParams, X, w, reg_covar, center, *, chunk_size, tuning, active=None):
+    """``params`` (a fixed point of the EM map), whose reverse-mode derivative is the implicit one.
+
+    At a fixed point ``p* = T(p*, theta)`` of the EM map, with ``theta`` the
+    data ``X``, ``w`` and ``reg_covar``, the implicit function theorem gives
+    ``dp*/dtheta = (I - dT/dp)^-1 dT/dtheta``. The backward pass solves
+    ``(I - dT/dp)^T v = g`` for the cotangent ``g`` (GMRES on vector-Jacobian
+    products of one EM iteration), then returns ``v^T dT/dtheta``: the memory
+    of one EM iteration, whatever the number of iterations the fit ran. The
+    derivative with respect to the starting parameters is zero (a fixed point
+    does not depend on where EM started). Forward-mode derivatives
+    (``jacfwd``) are not defined for this path; use ``differentiate="unrolled"``.
+    """
+
+    def step(p, X, w, reg_covar, center):
+        return em_map(p, X, w, reg_covar, center, chunk_size, tuning, active)
+
+    @jax.custom_vjp
+    def fixed(p, X, w, reg_covar, center):
+        return p
+
+    def fixed_fwd(p, X, w, reg_covar, center):
+        return p, (p, X, w, reg_covar, center)
+
+    def fixed_bwd(residuals, g):
+        p, X, w, reg_covar, center = residuals
+        _, vjp_params = jax.vjp(lambda q: step(q, X, w, reg_covar, center), p)
+        v, _ = jax.scipy.sparse.linalg.gmres(
+            lambda v: _tree_sub(v, vjp_params(v)[0]), g, tol=1e-12, atol=0.0, restart=30, maxiter=20,
+            solve_method="batched",
+        )  # fmt: skip
+        _, vjp_data = jax.vjp(lambda X, w, r: step(p, X, w, r, center), X, w, reg_covar)
+        dX, dw, dr = vjp_data(v)
+        return jax.tree_util.tree_map(jnp.zeros_like, p), dX, dw, dr, jnp.zeros_like(center)
+
+    fixed.defvjp(fixed_fwd, fixed_bwd)
+    return fixed(params, X, w, reg_covar, center)
+
+
+# ---------------------------------------------------------------------------
 # Public single steps, through the same pass.
 
 

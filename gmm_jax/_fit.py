@@ -25,6 +25,7 @@ def fit(
     verbose: bool = False,
     chunk_size: int | None = None,
     init_lower_bound=None,
+    differentiate: str = "unrolled",
 ) -> FitResult:
     """Fits a Gaussian mixture to ``X`` by expectation-maximisation.
 
@@ -65,6 +66,13 @@ def fit(
         the first iteration only measures.
       verbose: print each iteration's log-likelihood, with the restart
         number, from inside the compiled loop (free when off: a static option).
+      differentiate: how derivatives of the result are formed (static).
+        ``"unrolled"`` (default): through the EM iterations (``jax.grad``,
+        ``jax.jacfwd``, ``jax.hessian``; memory grows with the iterations).
+        ``"implicit"``: reverse mode only, from the fixed-point equation of
+        the EM map at the returned parameters, so memory does not grow with
+        ``max_iter``; equal to the unrolled derivative at convergence. Only
+        ``params`` carry derivatives then (not the trace).
       chunk_size: rows per chunk in each pass (static); default chooses a size
         that bounds memory for large data. For ``X`` sharded along the rows,
         rows per chunk within each device's shard.
@@ -110,7 +118,7 @@ def fit(
     options = _driver.fit_options(
         n_samples=n_samples, n_features=n_features, n_components=n_components, covariance_type=covariance_type,
         init=init, n_init=n_init, max_iter=max_iter, verbose=verbose, chunk_size=chunk_size, tuning=tuning,
-        n_blocks=n_blocks,
+        n_blocks=n_blocks, differentiate=differentiate,
     )  # fmt: skip
     tol, reg_covar = _driver.check_tolerances(tol, reg_covar, X.dtype)
     w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype)
