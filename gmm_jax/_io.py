@@ -49,7 +49,24 @@ _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
 _REQUIRED = ("weights", "means", "precisions_cholesky")  # covariances derive
 
-PathLike = Union[str, "os.PathLike[str]"]
+PathLike = Union[str, bytes, "os.PathLike[str]"]
+
+
+def _is_path(path) -> bool:
+    return isinstance(path, (str, bytes, os.PathLike))
+
+
+def _check_file_object(f, mode: str, function: str):
+    """A binary file object with ``mode`` ("write" or "read"), or a TypeError saying what to pass."""
+    if isinstance(f, io.TextIOBase):
+        raise TypeError(
+            f"{function} needs a file name or a binary file object, got a text file "
+            f"({type(f).__name__}); open it with mode '{'wb' if mode == 'write' else 'rb'}' or use io.BytesIO")
+    if not callable(getattr(f, mode, None)):
+        hint = "; wrap bytes in io.BytesIO(data)" if isinstance(f, (bytes, bytearray, memoryview)) else ""
+        raise TypeError(
+            f"{function} needs a file name (str or os.PathLike) or a binary file object, "
+            f"got {type(f).__name__}{hint}")
 
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -112,12 +129,12 @@ def save(path: PathLike | IO[bytes], params: GMMParams) -> None:
         _check_arrays("params", params.covariance_type, arrays)
     except (TypeError, ValueError) as e:
         raise ValueError(
-            f"save refuses to write parameters that load would reject: {e} "
-            "(after a fit, check FitResult.status before saving)") from e
+            f"save refuses to write parameters that load would reject: {e}") from e
     arrays["covariances"] = np.asarray(params.covariances)
-    if isinstance(path, (str, os.PathLike)):
-        _atomic_write(os.fspath(path), lambda f: _write(f, params.covariance_type, arrays))
+    if _is_path(path):
+        _atomic_write(os.fsdecode(path), lambda f: _write(f, params.covariance_type, arrays))
     else:
+        _check_file_object(path, "write", "save")
         _write(path, params.covariance_type, arrays)
 
 
@@ -129,6 +146,12 @@ def _write(f: IO[bytes], covariance_type: str, arrays: dict) -> None:
 
 def _atomic_write(path: str, write) -> None:
     """Runs ``write(file)`` on a temporary file beside ``path``, then renames it over ``path``."""
+    if not path:
+        raise FileNotFoundError("cannot save to an empty path; pass a file name such as 'model.npz'")
+    if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+        raise IsADirectoryError(
+            f"cannot save to {path}: it names a directory; pass a file name such as "
+            f"{os.path.join(path, 'model.npz')}")
     target = os.path.realpath(path)  # through a symlink, as open(path, "wb") would write
     directory = os.path.dirname(target)
     if os.path.isdir(target):
@@ -148,7 +171,8 @@ def _atomic_write(path: str, write) -> None:
             continue
         except FileNotFoundError:
             raise FileNotFoundError(
-                f"cannot save to {path}: the directory {directory} does not exist") from None
+                f"cannot save to {path}: the directory {os.path.dirname(path) or '.'} "
+                "does not exist") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -217,10 +241,15 @@ def load(path: PathLike | IO[bytes]) -> GMMParams:
       >>> loaded.covariances.shape, loaded.covariance_type
       ((2, 1), 'diag')
     """
-    if isinstance(path, (str, os.PathLike)):
-        name = os.fspath(path)
+    if isinstance(path, bytes) and (path.startswith((_ZIP_MAGIC, _NPY_MAGIC)) or b"\0" in path):
+        raise TypeError(
+            "load needs a file name or a binary file object, got the file's contents as bytes; "
+            "wrap bytes in io.BytesIO(data)")
+    if _is_path(path):
+        name = os.fsdecode(path)
         with open(path, "rb") as f:  # filesystem errors are raised here, as they are
             return _load(f, name)
+    _check_file_object(path, "read", "load")
     name = str(getattr(path, "name", "file object"))
     return _load(path, name)
 

@@ -95,10 +95,11 @@ class GMMParams:
         """
         from gmm_jax import _validation
 
+        input_dtype = getattr(covariances, "dtype", None)
         weights, means, covariances = _validation.check_parameter_arrays(
             weights, means, covariances, covariance_type, what="covariances"
         )
-        _validation.check_symmetric(covariances, covariance_type, "covariances")
+        _validation.check_symmetric(covariances, covariance_type, "covariances", input_dtype=input_dtype)
         precisions_cholesky = _covariance.precisions_cholesky_from_covariances(covariances, covariance_type)
         _validation.check_finite_factor(precisions_cholesky, "covariances")
         return cls(weights, means, precisions_cholesky, covariance_type)
@@ -135,10 +136,11 @@ class GMMParams:
         """
         from gmm_jax import _validation
 
+        input_dtype = getattr(precisions, "dtype", None)
         weights, means, precisions = _validation.check_parameter_arrays(
             weights, means, precisions, covariance_type, what="precisions"
         )
-        _validation.check_symmetric(precisions, covariance_type, "precisions")
+        _validation.check_symmetric(precisions, covariance_type, "precisions", input_dtype=input_dtype)
         if covariance_type in ("diag", "spherical"):
             _validation.check_precisions_cholesky(precisions, covariance_type, "precisions")
         precisions_cholesky = _precisions_cholesky_from_precisions(precisions, covariance_type)

@@ -68,9 +68,13 @@ def sample(key, params: GMMParams, n_samples: int):
     Raises:
       TypeError: if ``key`` is not a single PRNG key (an integer seed, say),
         ``params`` is not a ``GMMParams`` or ``n_samples`` is not an integer.
-      ValueError: if ``n_samples < 1`` or ``params`` is a batch of mixtures.
+      ValueError: if ``n_samples < 1``, ``params`` is a batch of mixtures,
+        or (for concrete parameters) holds NaN/inf, negative weights or an
+        invalid precision factor (possible through ``GMMParams(...)`` or
+        ``.replace``, which do not validate).
     """
     key = _validation.check_key(key)
     _validation.check_params(params)
+    _validation.check_params_values(params)
     n_samples = _validation._check_int(n_samples, "n_samples", 1)
     return _sample(key, params, n_samples)

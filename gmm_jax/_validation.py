@@ -145,10 +145,38 @@ def _host_numbers(x, name: str) -> np.ndarray:
         x = _numbers_from_objects(x, name)
     if jnp.issubdtype(x.dtype, jnp.complexfloating):
         raise _complex_error(name, f"dtype {x.dtype}")
-    if not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == bool):
-        hint = f"; convert them to numbers first (e.g. np.asarray({name}, dtype=float))" if x.dtype.kind in "USa" else ""
+    # timedelta64 counts as an integer to NumPy; dates and durations need an explicit unit.
+    if x.dtype.kind in "mM" or not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == bool):
+        if x.dtype.kind in "USa":
+            hint = f"; convert them to numbers first (e.g. np.asarray({name}, dtype=float))"
+        elif x.dtype.kind in "mM":
+            hint = f"; convert to numbers in a unit of your choice (e.g. {name} / np.timedelta64(1, 's'))"
+        else:
+            hint = ""
         raise TypeError(f"{name} must be an array of numbers, got an array of dtype {x.dtype}{hint}.")
     return x
+
+
+def _cast_host(x: np.ndarray, dtype, name: str) -> np.ndarray:
+    """``x.astype(dtype)``, refusing finite values that overflow to inf in ``dtype``.
+
+    float64 data beyond float32's range (about 3.4e38) would otherwise reach
+    the fit as inf and be reported as "contains inf", which the data does not.
+    """
+    if x.dtype == dtype:
+        return x
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = x.astype(dtype)
+    if jnp.issubdtype(x.dtype, jnp.floating) and x.size:
+        overflow = np.isinf(cast) & np.isfinite(x)
+        if overflow.any():
+            biggest = float(np.max(np.abs(x[np.isfinite(x)])))
+            raise ValueError(
+                f"{name} has {int(overflow.sum())} finite value(s) too large for {np.dtype(dtype).name} "
+                f"(largest magnitude {biggest:.3g}, the limit is {float(jnp.finfo(dtype).max):.3g}); rescale "
+                "the data, or compute in float64 with jax.config.update('jax_enable_x64', True)."
+            )
+    return cast
 
 
 def as_float_array(x, name: str):
@@ -157,16 +185,17 @@ def as_float_array(x, name: str):
     ``x`` may be a JAX array (left on its device), a NumPy array, a nested
     list, an object array of numbers or anything ``np.asarray`` converts.
     Masked arrays, sparse matrices, complex and non-numeric data are refused
-    with an error naming ``name``.
+    with an error naming ``name``, and so are values that overflow the dtype
+    they are converted to.
     """
     if isinstance(x, jax.Array):
         if jnp.issubdtype(x.dtype, jnp.complexfloating):
             raise _complex_error(name, f"dtype {x.dtype}")
         if not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == bool):
             raise TypeError(f"{name} must be an array of numbers, got a JAX array of dtype {x.dtype}.")
-    else:
-        x = _host_numbers(x, name)
-    return jnp.asarray(x, dtype=_float_dtype(x))
+        return jnp.asarray(x, dtype=_float_dtype(x))
+    x = _host_numbers(x, name)
+    return jnp.asarray(_cast_host(x, _float_dtype(x), name))
 
 
 def host_float_array(x, name: str):
@@ -174,7 +203,7 @@ def host_float_array(x, name: str):
     be copied to a device whole (streamed batches, rows about to be sharded)."""
     x = _host_numbers(x, name)
     # float32 stays float32; float64 needs jax_enable_x64, as everywhere in gmm_jax.
-    return x.astype(_float_dtype(x), copy=False)
+    return _cast_host(x, _float_dtype(x), name)
 
 
 @_eager
@@ -282,6 +311,10 @@ def check_parameter_arrays(weights, means, third, covariance_type, what):
     if means.ndim != 2:
         hint = " For a single feature pass means.reshape(-1, 1)." if means.ndim == 1 else ""
         raise ValueError(f"means must have shape (n_components, n_features), got {means.shape}.{hint}")
+    if 0 in means.shape:
+        raise ValueError(
+            f"means must hold at least one component and one feature, got shape {means.shape}."
+        )
     weights = as_float_array(weights, "weights").astype(means.dtype)
     third = as_float_array(third, what).astype(means.dtype)
     n_components, n_features = means.shape
@@ -323,19 +356,24 @@ def _index(where) -> str:
 
 
 @_eager
-def check_symmetric(matrices, covariance_type, what):
+def check_symmetric(matrices, covariance_type, what, input_dtype=None):
     """Refuses ``full``/``tied`` covariance or precision matrices that are not symmetric.
 
     The Cholesky factorisation reads one triangle only, so an asymmetric
     matrix would be silently replaced by a symmetric one. Asymmetry up to
     ``sqrt(eps)`` of ``sqrt(A_ii A_jj)`` (the scale of entry ``ij``; about
     3e-4 in float32, 1.5e-8 in float64) is accepted as rounding error of the
-    sums the matrix came from.
+    sums the matrix came from. ``input_dtype``, the dtype the user's matrices
+    had before conversion, sets the tolerance when it is the coarser one
+    (float32 covariances stored with float64 means).
     """
     if covariance_type not in ("full", "tied") or not is_concrete(matrices):
         return
     a = np.asarray(matrices)
-    tol = float(np.sqrt(np.finfo(a.dtype).eps))
+    eps = np.finfo(a.dtype).eps
+    if input_dtype is not None and jnp.issubdtype(input_dtype, jnp.floating):
+        eps = max(eps, jnp.finfo(input_dtype).eps)
+    tol = float(np.sqrt(eps))
     a = a.astype(np.float64)
     stacked = a[None] if covariance_type == "tied" else a
     diagonal = np.abs(np.diagonal(stacked, axis1=-2, axis2=-1))
@@ -471,6 +509,26 @@ def check_params(params, name: str = "params"):
             )
         )
     return params
+
+
+@_eager
+def check_params_values(params, name: str = "params"):
+    """For concrete parameters: finite leaves, non-negative weights, valid precision factors.
+
+    ``GMMParams(...)`` and ``.replace`` do not validate (JAX rebuilds params
+    on every unflatten), so a function that would turn invalid parameters
+    into silent NaN output checks them here first.
+    """
+    for field in ("weights", "means", "precisions_cholesky"):
+        leaf = getattr(params, field)
+        if is_concrete(leaf) and not bool(jnp.all(jnp.isfinite(leaf))):
+            raise ValueError(
+                f"{name}.{field} contains NaN or inf; every parameter must be finite (after a fit, "
+                "check FitResult.status; build parameters with GMMParams.from_covariances)."
+            )
+    if is_concrete(params.weights) and bool(jnp.any(params.weights < 0)):
+        raise ValueError(f"{name}.weights must be non-negative, got {np.asarray(params.weights).tolist()}.")
+    check_precisions_cholesky(params.precisions_cholesky, params.covariance_type, f"{name}.precisions_cholesky")
 
 
 def check_params_and_data(params, X, name: str = "X"):

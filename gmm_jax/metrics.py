@@ -40,13 +40,20 @@ def _as_labels(labels, name):
     return classes, codes.reshape(-1)
 
 
-def _is_index(classes) -> bool:
-    """True when labels are non-negative integers (component indices, as ``gmm.predict`` returns)."""
+# Predicted labels up to this value index the returned mapping array
+# directly; larger ones (hashes, ids) get a dict, so the mapping never costs
+# memory in proportion to a label's value.
+_MAX_INDEX_LABEL = 2**20
+
+
+def _is_index(classes, limit=None) -> bool:
+    """True when the (sorted, distinct) labels are non-negative integers, below ``limit`` if given."""
     if classes.dtype == bool or not np.issubdtype(classes.dtype, np.number) or not classes.size:
         return False
-    if np.issubdtype(classes.dtype, np.integer):
-        return bool(classes[0] >= 0)
-    return bool(np.all(np.isfinite(classes)) and np.all(classes == np.round(classes)) and classes[0] >= 0)
+    if not np.issubdtype(classes.dtype, np.integer):
+        if not (np.all(np.isfinite(classes)) and np.all(classes == np.round(classes))):
+            return False
+    return bool(classes[0] >= 0 and (limit is None or classes[-1] < limit))
 
 
 def clustering_accuracy(true_labels, pred_labels):
@@ -67,17 +74,16 @@ def clustering_accuracy(true_labels, pred_labels):
     Returns:
       ``(accuracy, mapping)``: the fraction of samples whose matched label is
       right, and the matching ``mapping[pred] = true``. When the predicted
-      labels are non-negative integers (component indices, as from
-      ``gmm.predict``), ``mapping`` is a NumPy array with
-      ``max(pred_labels) + 1`` entries, so ``mapping[pred_labels]`` renames a
-      whole prediction; an index that is never predicted takes a true label
-      that no predicted label matched, if one is left; a predicted label left
-      unmatched (more predicted than true clusters) gets ``-1`` when the true
-      labels are non-negative integers, ``None`` (in an object array)
-      otherwise.
-      For other predicted labels (strings, negative integers) ``mapping`` is
-      a ``dict`` from every predicted label to its true label (``None`` when
-      unmatched).
+      labels are non-negative integers below ``2**20`` (component indices,
+      as from ``gmm.predict``), ``mapping`` is a NumPy array with
+      ``max(pred_labels) + 1`` entries, so ``mapping[pred_labels]`` renames
+      a whole prediction; an index that is never predicted takes a true
+      label that no predicted label matched, if one is left; a predicted
+      label left unmatched (more predicted than true clusters) gets ``-1``
+      when the true labels are non-negative integers, ``None`` (in an object
+      array) otherwise. For other predicted labels (strings, negative
+      integers, integers of ``2**20`` or more) ``mapping`` is a ``dict`` from
+      every predicted label to its true label (``None`` when unmatched).
 
     Raises:
       ValueError: if the labels are not 1-D, differ in length, or are empty.
@@ -107,7 +113,7 @@ def clustering_accuracy(true_labels, pred_labels):
     rows, cols = linear_sum_assignment(confusion, maximize=True)
     accuracy = float(confusion[rows, cols].sum() / true_codes.size)
     matched = dict(zip(rows.tolist(), cols.tolist()))
-    if not _is_index(pred_classes):
+    if not _is_index(pred_classes, _MAX_INDEX_LABEL):
         true_list = true_classes.tolist()
         return accuracy, {
             p: (true_list[matched[i]] if i in matched else None) for i, p in enumerate(pred_classes.tolist())
