@@ -1,8 +1,9 @@
 """gmm_jax: Gaussian mixture models fitted by EM in JAX.
 
 A pure-functional core (an immutable ``GMMParams`` pytree, jit-compiled EM
-in ``lax`` loops that stop at convergence, restarts under ``vmap``) that runs unchanged on CPU
-and GPU, and composes with ``jit``, ``vmap``, ``grad`` and sharding.
+whose loop is a ``lax.while_loop`` that stops at convergence, restarts under
+``vmap``) that runs unchanged on CPU and GPU, and composes with ``jit``,
+``vmap``, ``grad`` (derivatives through a ``custom_jvp``) and sharding.
 
 Example:
   >>> import jax, gmm_jax as gmm

@@ -19,11 +19,15 @@ COVARIANCE_TYPES = _covariance.COVARIANCE_TYPES
 class GMMParams:
     """Parameters of a Gaussian mixture, stored as scikit-learn stores them.
 
-    The covariance is kept as the Cholesky factor of the precision, so the
-    E-step needs no inverse and no determinant (see DESIGN.md). The constructor
-    does no validation: JAX calls it on every unflatten, under ``jit`` and
-    ``vmap``, where the leaves are tracers or placeholders. Build parameters
-    from covariances with :meth:`from_covariances`.
+    The covariance is kept as the Cholesky factor of the precision, as
+    scikit-learn keeps it: the log-density of a sample is then a triangular
+    matrix product, a squared norm and a sum of log-diagonals, with no
+    inverse and no determinant (the README's "Design" section says where
+    that math lives). The constructor does no validation: JAX calls it on
+    every unflatten, under ``jit`` and ``vmap``, where the leaves are tracers
+    or placeholders. Build parameters with the validated constructors
+    :meth:`from_covariances`, :meth:`from_precisions` or
+    :meth:`from_precisions_cholesky`.
 
     Attributes:
       weights: ``(n_components,)`` mixing weights, non-negative, sum to one.
@@ -73,13 +77,71 @@ class GMMParams:
         Raises:
           ValueError: if the shapes disagree with each other or with the
             covariance type, or (for concrete arrays) the weights are negative
-            or the covariances are not positive definite.
+            or do not sum to one, or the covariances are not symmetric (beyond
+            rounding error: ``sqrt(eps)`` of ``sqrt(C_ii C_jj)``) or not
+            positive definite.
+
+        Example:
+          >>> import gmm_jax as gmm
+          >>> p = gmm.GMMParams.from_covariances(
+          ...     [0.5, 0.5], [[0.0, 0.0], [2.0, 2.0]], [[1.0, 0.5], [0.5, 1.0]], "tied")
+          >>> p.precisions_cholesky.shape
+          (2, 2)
+          >>> gmm.GMMParams.from_covariances(
+          ...     [0.5, 0.5], [[0.0, 0.0], [2.0, 2.0]], [[1.0, 0.5], [0.0, 1.0]], "tied")  # doctest: +ELLIPSIS
+          Traceback (most recent call last):
+          ...
+          ValueError: covariances must be symmetric, but covariances[0, 1] = 0.5 while covariances[1, 0] = 0. ...
         """
+        input_dtype = getattr(covariances, "dtype", None)
         weights, means, covariances = _validation.check_parameter_arrays(
             weights, means, covariances, covariance_type, what="covariances"
         )
+        _validation.check_symmetric(covariances, covariance_type, "covariances", input_dtype=input_dtype)
         precisions_cholesky = _covariance.precisions_cholesky_from_covariances(covariances, covariance_type)
         _validation.check_finite_factor(precisions_cholesky, "covariances")
+        return cls(weights, means, precisions_cholesky, covariance_type)
+
+    @classmethod
+    def from_precisions(cls, weights, means, precisions, covariance_type: str = "full") -> GMMParams:
+        """Builds parameters from precisions (inverse covariances) in scikit-learn's shapes.
+
+        These are the shapes of scikit-learn's ``precisions_init`` and
+        ``precisions_``, so ``GMMParams.from_precisions(m.weights_, m.means_,
+        m.precisions_, m.covariance_type)`` imports a fitted model too.
+
+        Args:
+          weights: ``(K,)`` mixing weights.
+          means: ``(K, D)`` component means.
+          precisions: ``full`` ``(K, D, D)``, ``tied`` ``(D, D)``, ``diag``
+            ``(K, D)`` or ``spherical`` ``(K,)``; symmetric positive definite
+            (positive precisions).
+          covariance_type: one of ``"full"``, ``"tied"``, ``"diag"``,
+            ``"spherical"``.
+
+        Returns:
+          The ``GMMParams``. The precision factor comes from one Cholesky
+          factorisation of the precision itself: nothing is inverted.
+
+        Raises:
+          ValueError: as :meth:`from_covariances`, for the precisions.
+
+        Example:
+          >>> import gmm_jax as gmm
+          >>> p = gmm.GMMParams.from_precisions([0.3, 0.7], [[0.0], [5.0]], [4.0, 0.25], "spherical")
+          >>> p.covariances.tolist()
+          [0.25, 4.0]
+        """
+        input_dtype = getattr(precisions, "dtype", None)
+        weights, means, precisions = _validation.check_parameter_arrays(
+            weights, means, precisions, covariance_type, what="precisions"
+        )
+        _validation.check_symmetric(precisions, covariance_type, "precisions", input_dtype=input_dtype)
+        if covariance_type in ("diag", "spherical"):
+            _validation.check_precisions_cholesky(precisions, covariance_type, "precisions")
+        precisions_cholesky = _precisions_cholesky_from_precisions(precisions, covariance_type)
+        _validation.check_finite_factor(precisions_cholesky, "precisions")
+        _validation.check_precisions_cholesky(precisions_cholesky, covariance_type)
         return cls(weights, means, precisions_cholesky, covariance_type)
 
     @classmethod
@@ -89,10 +151,35 @@ class GMMParams:
         This is the form scikit-learn's fitted ``GaussianMixture`` exposes, so
         ``GMMParams.from_precisions_cholesky(m.weights_, m.means_,
         m.precisions_cholesky_, m.covariance_type)`` imports a sklearn model.
+
+        Args:
+          weights: ``(K,)`` mixing weights.
+          means: ``(K, D)`` component means.
+          precisions_cholesky: ``full`` ``(K, D, D)`` or ``tied`` ``(D, D)``
+            upper-triangular ``U`` with ``precision = U @ U.T`` and a positive
+            diagonal; ``diag`` ``(K, D)`` or ``spherical`` ``(K,)`` positive
+            (one over the standard deviation).
+          covariance_type: one of ``"full"``, ``"tied"``, ``"diag"``,
+            ``"spherical"``.
+
+        Returns:
+          The ``GMMParams``, holding exactly these factors.
+
+        Raises:
+          ValueError: if the shapes disagree, or (for concrete arrays) the
+            weights are negative or do not sum to one, or a factor is not
+            finite, not upper-triangular or has a diagonal entry ``<= 0``.
+
+        Example:
+          >>> import gmm_jax as gmm
+          >>> p = gmm.GMMParams.from_precisions_cholesky([1.0], [[0.0]], [2.0], "spherical")
+          >>> p.covariances.tolist()
+          [0.25]
         """
         weights, means, precisions_cholesky = _validation.check_parameter_arrays(
             weights, means, precisions_cholesky, covariance_type, what="precisions_cholesky"
         )
+        _validation.check_precisions_cholesky(precisions_cholesky, covariance_type)
         return cls(weights, means, precisions_cholesky, covariance_type)
 
     @property
@@ -135,12 +222,37 @@ jax.tree_util.register_dataclass(
 )
 
 
-def check_params(params, name: str = "params") -> GMMParams:
-    """``params`` if it is a ``GMMParams``, else a ``TypeError`` naming ``name``."""
+def _precisions_cholesky_from_precisions(precisions, covariance_type):
+    """scikit-learn's factor ``U`` (upper-triangular, ``precision = U @ U.T``) from precisions.
+
+    For ``full``/``tied`` one Cholesky of the precision with its rows and
+    columns reversed: with ``J`` the reversal, ``J P J = L L^T`` gives
+    ``P = (J L J)(J L J)^T`` and ``J L J`` is upper-triangular. No inverse is
+    taken, so nothing is lost to the precision's condition number twice.
+    """
+    if covariance_type in ("full", "tied"):
+        flipped = precisions[..., ::-1, ::-1]
+        return jnp.linalg.cholesky(flipped)[..., ::-1, ::-1]
+    return jnp.sqrt(precisions)
+
+
+def check_params(params, name: str = "params"):
     if not isinstance(params, GMMParams):
         raise TypeError(
             f"{name} must be a GMMParams (build one with GMMParams.from_covariances), "
             f"got {type(params).__name__}."
+        )
+    means_shape = getattr(params.means, "shape", None)
+    if means_shape is not None and len(means_shape) != 2:
+        raise ValueError(
+            f"{name} must be one mixture, with means of shape (n_components, n_features), got means of shape "
+            f"{tuple(means_shape)}"
+            + (
+                f": a batch of {means_shape[0]} mixtures (from a vmapped fit). Use jax.vmap over them, or "
+                f"pick one with jax.tree_util.tree_map(lambda a: a[i], {name})."
+                if len(means_shape) > 2
+                else "."
+            )
         )
     return params
 

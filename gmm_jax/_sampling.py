@@ -49,9 +49,9 @@ def sample(key, params: GMMParams, n_samples: int):
     """Draws samples from the mixture.
 
     Args:
-      key: PRNG key.
-      params: the mixture.
-      n_samples: number of samples (static).
+      key: PRNG key (``jax.random.key(seed)``).
+      params: the mixture (one ``GMMParams``, not a batch).
+      n_samples: number of samples (static), ``>= 1``.
 
     Returns:
       ``(X (n_samples, n_features), labels (n_samples,))``: the samples in
@@ -64,7 +64,17 @@ def sample(key, params: GMMParams, n_samples: int):
       >>> X, labels = gmm.sample(jax.random.key(0), p, 4000)
       >>> X.shape, bool(0.72 < labels.mean() < 0.78)  # about 3/4 from component 1
       ((4000, 1), True)
+
+    Raises:
+      TypeError: if ``key`` is not a single PRNG key (an integer seed, say),
+        ``params`` is not a ``GMMParams`` or ``n_samples`` is not an integer.
+      ValueError: if ``n_samples < 1``, ``params`` is a batch of mixtures,
+        or (for concrete parameters) holds NaN/inf, negative weights or an
+        invalid precision factor (possible through ``GMMParams(...)`` or
+        ``.replace``, which do not validate).
     """
+    key = _validation.check_key(key)
     check_params(params)
+    _validation.check_params_values(params)
     n_samples = _validation.check_int(n_samples, "n_samples", 1)
     return _sample(key, params, n_samples)

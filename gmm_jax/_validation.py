@@ -41,37 +41,161 @@ def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+# Floating dtypes narrower than float32 (float16, bfloat16, float8) are computed
+# in float32: LAPACK has no half-precision Cholesky, and EM's sums over
+# thousands of rows would keep no digits in an 8- or 11-bit mantissa.
+_MIN_FLOAT_BITS = 32
+
+
 def _float_dtype(x):
+    """The floating dtype gmm_jax computes ``x`` in.
+
+    float32 stays float32 and float64 stays float64 (float32 unless
+    ``jax_enable_x64`` is on); narrower floats are upcast to float32;
+    integers and booleans become the default float.
+    """
     # canonicalize: numpy float64 becomes float32 unless jax_enable_x64 is on,
     # without JAX's "requested dtype not available" warning.
     if jnp.issubdtype(x.dtype, jnp.floating):
+        if jnp.finfo(x.dtype).bits < _MIN_FLOAT_BITS:
+            return jnp.dtype(jnp.float32)
         return jax.dtypes.canonicalize_dtype(x.dtype)
     return jax.dtypes.canonicalize_dtype(float)  # float32, or float64 under jax_enable_x64
 
 
+def _from_masked(x, name: str) -> np.ndarray:
+    """What a ``numpy.ma.MaskedArray`` means to gmm_jax; the one place that decides it.
+
+    Masked entries are missing values. Until fits can marginalise missing
+    values they are refused here, before the mask could be dropped by
+    ``np.asarray`` and masked rows fitted as data; an array with nothing
+    masked is its data.
+    """
+    mask = np.ma.getmaskarray(x)
+    n_masked = int(mask.sum())
+    if n_masked:
+        raise ValueError(
+            f"{name} is a numpy.ma.MaskedArray with {n_masked} masked entr{'y' if n_masked == 1 else 'ies'}; "
+            f"masked (missing) values are not supported yet. Drop the rows that hold them "
+            f"({name}[~{name}.mask.any(axis=1)]) or fill them ({name}.filled(value)) before passing {name}."
+        )
+    return np.ma.getdata(x)
+
+
+_SPARSE_MODULES = {"scipy.sparse": ".toarray()", "jax.experimental.sparse": ".todense()"}
+
+
+def _reject_sparse(x, name: str) -> None:
+    module = type(x).__module__ or ""
+    for prefix, convert in _SPARSE_MODULES.items():
+        if module == prefix or module.startswith(prefix + "."):
+            shape = getattr(x, "shape", None)
+            raise TypeError(
+                f"{name} is a sparse matrix ({type(x).__name__}"
+                + (f" of shape {tuple(shape)}" if shape is not None else "")
+                + f"); sparse input is not supported. Convert it to a dense array with {name}{convert} "
+                "if it fits in memory."
+            )
+
+
+def _numbers_from_objects(x: np.ndarray, name: str) -> np.ndarray:
+    """An object array of numbers as float64, as scikit-learn's ``check_array`` converts it."""
+    is_text = np.frompyfunc(lambda v: isinstance(v, (str, bytes)), 1, 1)
+    if x.size and bool(np.any(is_text(x))):
+        raise TypeError(
+            f"{name} must be an array of numbers, got an object array holding strings; "
+            f"convert them to numbers first (e.g. np.asarray({name}, dtype=float))."
+        )
+    try:
+        return x.astype(np.float64)
+    except (TypeError, ValueError):
+        pass
+    try:
+        x.astype(np.complex128)
+    except (TypeError, ValueError):
+        first = next(v for v in x.ravel() if not isinstance(v, (numbers.Real, np.bool_)))
+        raise TypeError(
+            f"{name} must be an array of numbers, got an object array holding {type(first).__name__} "
+            f"values such as {first!r}; convert them to numbers first."
+        ) from None
+    raise _complex_error(name, "complex values in an object array")
+
+
+def _complex_error(name: str, what) -> ValueError:
+    return ValueError(
+        f"{name} must be real-valued, got {what}; complex data is not supported. Pass {name}.real if the "
+        f"imaginary parts are zero, or the real and imaginary parts as separate features "
+        f"(np.concatenate([{name}.real, {name}.imag], axis=-1))."
+    )
+
+
 def _host_numbers(x, name: str) -> np.ndarray:
-    """``x`` as a real NumPy array of numbers, or a ``TypeError`` naming ``name``."""
+    """``x`` as a real NumPy array of numbers, or an error naming ``name`` and the fix."""
     if isinstance(x, (str, bytes)) or x is None:
-        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}.")
+        hint = " (text: parse it first, e.g. with np.loadtxt)" if isinstance(x, (str, bytes)) else ""
+        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}{hint}.")
+    if isinstance(x, np.ma.MaskedArray):
+        x = _from_masked(x, name)
+    _reject_sparse(x, name)
     try:
         x = np.asarray(x)
     except Exception as err:  # ragged nested lists and the like
         raise TypeError(f"{name} must be an array of numbers; could not convert it: {err}") from None
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise TypeError(f"{name} must be an array of numbers, got an array of dtype {x.dtype}.")
-    if np.issubdtype(x.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real, got dtype {x.dtype}.")
+    if x.dtype == object:
+        x = _numbers_from_objects(x, name)
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise _complex_error(name, f"dtype {x.dtype}")
+    # timedelta64 counts as an integer to NumPy; dates and durations need an explicit unit.
+    if x.dtype.kind in "mM" or not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == bool):
+        if x.dtype.kind in "USa":
+            hint = f"; convert them to numbers first (e.g. np.asarray({name}, dtype=float))"
+        elif x.dtype.kind in "mM":
+            hint = f"; convert to numbers in a unit of your choice (e.g. {name} / np.timedelta64(1, 's'))"
+        else:
+            hint = ""
+        raise TypeError(f"{name} must be an array of numbers, got an array of dtype {x.dtype}{hint}.")
     return x
 
 
+def _cast_host(x: np.ndarray, dtype, name: str) -> np.ndarray:
+    """``x.astype(dtype)``, refusing finite values that overflow to inf in ``dtype``.
+
+    float64 data beyond float32's range (about 3.4e38) would otherwise reach
+    the fit as inf and be reported as "contains inf", which the data does not.
+    """
+    if x.dtype == dtype:
+        return x
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = x.astype(dtype)
+    if jnp.issubdtype(x.dtype, jnp.floating) and x.size:
+        overflow = np.isinf(cast) & np.isfinite(x)
+        if overflow.any():
+            biggest = float(np.max(np.abs(x[np.isfinite(x)])))
+            raise ValueError(
+                f"{name} has {int(overflow.sum())} finite value(s) too large for {np.dtype(dtype).name} "
+                f"(largest magnitude {biggest:.3g}, the limit is {float(jnp.finfo(dtype).max):.3g}); rescale "
+                "the data, or compute in float64 with jax.config.update('jax_enable_x64', True)."
+            )
+    return cast
+
+
 def as_float_array(x, name: str):
-    """Converts ``x`` to a floating JAX array, keeping float32/float64 as given."""
+    """Converts ``x`` to a floating JAX array (see :func:`_float_dtype` for the dtype).
+
+    ``x`` may be a JAX array (left on its device), a NumPy array, a nested
+    list, an object array of numbers or anything ``np.asarray`` converts.
+    Masked arrays, sparse matrices, complex and non-numeric data are refused
+    with an error naming ``name``, and so are values that overflow the dtype
+    they are converted to.
+    """
     if isinstance(x, jax.Array):
         if jnp.issubdtype(x.dtype, jnp.complexfloating):
-            raise TypeError(f"{name} must be real, got dtype {x.dtype}.")
-    else:
-        x = _host_numbers(x, name)
-    return jnp.asarray(x, dtype=_float_dtype(x))
+            raise _complex_error(name, f"dtype {x.dtype}")
+        if not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == bool):
+            raise TypeError(f"{name} must be an array of numbers, got a JAX array of dtype {x.dtype}.")
+        return jnp.asarray(x, dtype=_float_dtype(x))
+    x = _host_numbers(x, name)
+    return jnp.asarray(_cast_host(x, _float_dtype(x), name))
 
 
 def host_float_array(x, name: str):
@@ -79,8 +203,7 @@ def host_float_array(x, name: str):
     be copied to a device whole (streamed batches, rows about to be sharded)."""
     x = _host_numbers(x, name)
     # float32 stays float32; float64 needs jax_enable_x64, as everywhere in gmm_jax.
-    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
-    return x.astype(jax.dtypes.canonicalize_dtype(dtype), copy=False)
+    return _cast_host(x, _float_dtype(x), name)
 
 
 @eager
@@ -160,19 +283,6 @@ def check_scalar_option(value, name, dtype):
     return jnp.asarray(check_nonneg_float(value, name), dtype)
 
 
-def check_key(key, name: str = "key"):
-    """``key`` if it is a JAX PRNG key (new-style or a raw ``uint32[2]``), else a ``TypeError``."""
-    if isinstance(key, jax.Array) and (
-        jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape == (2,))
-    ):
-        return key
-    raise TypeError(
-        f"{name} must be a JAX PRNG key such as jax.random.key(0), got {type(key).__name__}"
-        + (f" with dtype {key.dtype} and shape {key.shape}" if hasattr(key, "dtype") else "")
-        + "."
-    )
-
-
 def check_init(init):
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}.")
@@ -185,21 +295,43 @@ def check_verbose(verbose):
     return bool(verbose)
 
 
+def _component_count(array, covariance_type):
+    """How many components the third array of a constructor implies (``None`` for tied)."""
+    if covariance_type == "tied" or array.ndim == 0:
+        return None
+    return array.shape[0]
+
+
 @eager
 def check_parameter_arrays(weights, means, third, covariance_type, what):
-    """Checks the arrays given to a ``GMMParams`` constructor; returns them as arrays."""
+    """Checks the arrays given to a ``GMMParams`` constructor; returns them as arrays.
+
+    A shape mismatch is blamed on the array the other two disagree with: with
+    ``weights`` ``(3,)``, ``means`` ``(2, D)`` and three covariances, ``means``.
+    """
     check_covariance_type(covariance_type)
     means = as_float_array(means, "means")
     if means.ndim != 2:
-        raise ValueError(f"means must have shape (n_components, n_features), got {means.shape}.")
-    n_components, n_features = means.shape
+        hint = " For a single feature pass means.reshape(-1, 1)." if means.ndim == 1 else ""
+        raise ValueError(f"means must have shape (n_components, n_features), got {means.shape}.{hint}")
+    if 0 in means.shape:
+        raise ValueError(
+            f"means must hold at least one component and one feature, got shape {means.shape}."
+        )
     weights = as_float_array(weights, "weights").astype(means.dtype)
+    third = as_float_array(third, what).astype(means.dtype)
+    n_components, n_features = means.shape
     if weights.shape != (n_components,):
+        k = weights.shape[0] if weights.ndim == 1 else None
+        if k is not None and _component_count(third, covariance_type) == k:
+            raise ValueError(
+                f"means must have shape (n_components, n_features) = ({k}, {n_features}) to match weights "
+                f"{weights.shape} and {what} {third.shape}, got {means.shape}: one mean per component."
+            )
         raise ValueError(
             f"weights must have shape (n_components,) = ({n_components},) to match means {means.shape}, "
             f"got {weights.shape}."
         )
-    third = as_float_array(third, what).astype(means.dtype)
     expected = expected_factor_shape(covariance_type, n_components, n_features)
     if third.shape != expected:
         raise ValueError(
@@ -208,21 +340,172 @@ def check_parameter_arrays(weights, means, third, covariance_type, what):
         )
     if is_concrete(weights):
         if not bool(jnp.all(jnp.isfinite(weights))) or bool(jnp.any(weights < 0)):
-            raise ValueError("weights must be finite and non-negative.")
+            raise ValueError(f"weights must be finite and non-negative, got {np.asarray(weights).tolist()}.")
         total = float(jnp.sum(weights))
         if not np.isclose(total, 1.0, rtol=1e-4, atol=1e-4):
             raise ValueError(f"weights must sum to 1, got a sum of {total:.6g}; divide by their sum.")
-    if is_concrete(means) and not bool(jnp.all(jnp.isfinite(means))):
-        raise ValueError("means contains NaN or inf.")
-    if is_concrete(third) and not bool(jnp.all(jnp.isfinite(third))):
-        raise ValueError(f"{what} contains NaN or inf.")
+    for array, label in ((means, "means"), (third, what)):
+        if is_concrete(array) and not bool(jnp.all(jnp.isfinite(array))):
+            n_bad = int(jnp.sum(~jnp.isfinite(array)))
+            raise ValueError(
+                f"{label} contains NaN or inf ({n_bad} of {array.size} entries); every parameter must be "
+                "finite (check the fit's status before using its parameters)."
+            )
     return weights, means, third
+
+
+def _index(where) -> str:
+    return "[" + ", ".join(str(int(i)) for i in where) + "]"
+
+
+@eager
+def check_symmetric(matrices, covariance_type, what, input_dtype=None):
+    """Refuses ``full``/``tied`` covariance or precision matrices that are not symmetric.
+
+    The Cholesky factorisation reads one triangle only, so an asymmetric
+    matrix would be silently replaced by a symmetric one. Asymmetry up to
+    ``sqrt(eps)`` of ``sqrt(A_ii A_jj)`` (the scale of entry ``ij``; about
+    3e-4 in float32, 1.5e-8 in float64) is accepted as rounding error of the
+    sums the matrix came from. ``input_dtype``, the dtype the user's matrices
+    had before conversion, sets the tolerance when it is the coarser one
+    (float32 covariances stored with float64 means).
+    """
+    if covariance_type not in ("full", "tied") or not is_concrete(matrices):
+        return
+    a = np.asarray(matrices)
+    eps = np.finfo(a.dtype).eps
+    if input_dtype is not None and jnp.issubdtype(input_dtype, jnp.floating):
+        eps = max(eps, jnp.finfo(input_dtype).eps)
+    tol = float(np.sqrt(eps))
+    a = a.astype(np.float64)
+    stacked = a[None] if covariance_type == "tied" else a
+    diagonal = np.abs(np.diagonal(stacked, axis1=-2, axis2=-1))
+    scale = np.sqrt(diagonal[..., :, None] * diagonal[..., None, :])
+    bad = np.abs(stacked - np.swapaxes(stacked, -1, -2)) > tol * scale
+    if bad.any():
+        where = tuple(np.argwhere(bad)[0])
+        if covariance_type == "tied":
+            where = where[1:]
+        transposed = (*where[:-2], where[-1], where[-2])
+        raise ValueError(
+            f"{what} must be symmetric, but {what}{_index(where)} = {a[where]:.6g} while "
+            f"{what}{_index(transposed)} = {a[transposed]:.6g}. If the difference is rounding error, "
+            f"pass ({what} + np.swapaxes({what}, -1, -2)) / 2."
+        )
+
+
+@eager
+def check_precisions_cholesky(factor, covariance_type, what="precisions_cholesky"):
+    """Refuses precision factors whose density would be NaN or not normalised.
+
+    ``full``/``tied`` factors must be upper-triangular (scikit-learn's
+    ``precisions_cholesky_``): the log-determinant is the sum of the log
+    diagonal, which holds for a triangular factor only. Every diagonal entry
+    (every entry for ``diag``/``spherical``) must be positive.
+    """
+    if not is_concrete(factor):
+        return
+    f = np.asarray(factor)
+    if covariance_type in ("full", "tied"):
+        below = np.tril(f, -1) != 0
+        if below.any():
+            where = tuple(np.argwhere(below)[0])
+            raise ValueError(
+                f"{what} for covariance_type={covariance_type!r} must be upper-triangular (scikit-learn's "
+                f"precisions_cholesky_, with precision = U @ U.T), but {what}{_index(where)} = {f[where]:.6g} "
+                "lies below the diagonal. Build the parameters from covariances or precisions instead "
+                "(GMMParams.from_covariances / GMMParams.from_precisions), or pass np.triu(...) if those "
+                "entries are rounding noise."
+            )
+        diagonal = np.diagonal(f, axis1=-2, axis2=-1)
+        label = "the diagonal of " + what
+    else:
+        diagonal = f
+        label = what + " (one over the standard deviation)"
+    bad = ~(diagonal > 0)
+    if bad.any():
+        where = tuple(np.argwhere(bad)[0])
+        raise ValueError(
+            f"{label} must be positive, got {diagonal[where]:.6g} at {_index(where)}: a zero or negative "
+            "factor has no normalised density (its log-determinant is -inf or NaN). Build the parameters "
+            "from covariances with GMMParams.from_covariances."
+        )
 
 
 @eager
 def check_finite_factor(precisions_cholesky, what):
     if is_concrete(precisions_cholesky) and not bool(jnp.all(jnp.isfinite(precisions_cholesky))):
+        fix = (
+            "Add a small value to the diagonal (reg_covar) or check the input."
+            if what == "covariances"
+            else "Check the input: every precision matrix must be invertible."
+        )
         raise ValueError(
             f"{what} must be symmetric positive definite (positive variances); the Cholesky "
-            "factorisation failed. Add a small value to the diagonal (reg_covar) or check the input."
+            f"factorisation failed. {fix}"
         )
+
+
+@functools.lru_cache(maxsize=None)
+def _raw_key_shape(impl: str):
+    del impl  # the cache key: the raw shape depends on the PRNG implementation
+    return jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0))).shape
+
+
+def check_key(key, name: str = "key"):
+    """Checks that ``key`` is one PRNG key; returns it (a raw NumPy key as a JAX array).
+
+    Accepts a typed key (``jax.random.key(seed)``, also a tracer under
+    ``jit``/``vmap``) or a raw ``uint32`` key (``jax.random.PRNGKey(seed)``).
+
+    Raises:
+      TypeError: naming ``name``, for an integer seed, any other object, or a
+        batch of keys.
+    """
+    dtype = getattr(key, "dtype", None)
+    if isinstance(key, (jax.Array, np.ndarray)) and dtype is not None:
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+            if key.shape == ():
+                return key
+            raise TypeError(
+                f"{name} must be a single PRNG key, got a batch of keys of shape {key.shape}; map over the "
+                f"keys with jax.vmap, or pass one of them ({name}[0])."
+            )
+        raw = _raw_key_shape(str(jax.config.jax_default_prng_impl))
+        if dtype == np.uint32 and key.shape[-len(raw):] == raw:
+            if key.shape == raw:
+                return jnp.asarray(key)
+            raise TypeError(
+                f"{name} must be a single PRNG key, got a batch of raw keys of shape {key.shape}; map over "
+                f"the keys with jax.vmap, or pass one of them ({name}[0])."
+            )
+    if dtype is not None:
+        got = f"an array with dtype {dtype} and shape {getattr(key, 'shape', ())}"
+    elif isinstance(key, (numbers.Number, str, bytes)):
+        got = f"{type(key).__name__} {key!r}"
+    else:
+        got = type(key).__name__
+    raise TypeError(
+        f"{name} must be a JAX PRNG key such as jax.random.key(0), got {got}. "
+        f"Make one from an integer seed with jax.random.key(seed)."
+    )
+
+
+@eager
+def check_params_values(params, name: str = "params"):
+    """For concrete parameters: finite leaves, non-negative weights, valid precision factors.
+
+    ``GMMParams(...)`` and ``.replace`` do not validate (JAX rebuilds params
+    on every unflatten), so a function that would turn invalid parameters
+    into silent NaN output checks them here first.
+    """
+    for field in ("weights", "means", "precisions_cholesky"):
+        leaf = getattr(params, field)
+        if is_concrete(leaf) and not bool(jnp.all(jnp.isfinite(leaf))):
+            raise ValueError(
+                f"{name}.{field} contains NaN or inf; every parameter must be finite (after a fit, "
+                "check FitResult.status; build parameters with GMMParams.from_covariances)."
+            )
+    if is_concrete(params.weights) and bool(jnp.any(params.weights < 0)):
+        raise ValueError(f"{name}.weights must be non-negative, got {np.asarray(params.weights).tolist()}.")
+    check_precisions_cholesky(params.precisions_cholesky, params.covariance_type, f"{name}.precisions_cholesky")

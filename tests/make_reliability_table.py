@@ -2,14 +2,21 @@
 
 Every cell comes from a real call of ``gmm.fit`` (outside any transformation,
 so failures raise; the same failures under ``jit``/``vmap`` show as
-``FitResult.status == 1``). Run from the repository root:
+``FitResult.status == 1``), or, in the round-2 section, of the public
+function named in the row (``save``/``load``, the ``GMMParams``
+constructors, input conversion, ``clustering_accuracy``, ``sample``). Run
+from the repository root:
 
     python tests/make_reliability_table.py [output.md]
 """
 
+import io
 import os
 from pathlib import Path
 import sys
+import tempfile
+from unittest import mock
+import zipfile
 
 import jax
 
@@ -159,6 +166,121 @@ def float32_rows():
     return rows
 
 
+def _outcome(call):
+    """``call()``'s result as a cell: what it returned, or the error as a footnote."""
+    try:
+        return "ok: " + call()
+    except (ValueError, TypeError, OSError) as err:
+        return footnote(err)
+
+
+def _rewritten(path, **changes):
+    with zipfile.ZipFile(path) as archive:
+        arrays = {m[:-4]: np.lib.format.read_array(archive.open(m), allow_pickle=False) for m in archive.namelist()}
+    arrays.update(changes)
+    np.savez(path, **arrays)
+    return path
+
+
+def round2_rows():
+    """Issue 17's cases outside the EM core, each a real call; file names are relative to a temporary folder."""
+    Xb, labels = three_blobs()
+    full = gmm.GMMParams.from_covariances(np.full(3, 1 / 3), Xb[:3], np.stack([np.eye(3)] * 3), "full")
+    old_cwd = os.getcwd()
+    folder = tempfile.mkdtemp()
+    os.chdir(folder)
+    try:
+        gmm.save("model.npz", full)
+        data = Path("model.npz").read_bytes()
+
+        def interrupted_save():
+            def half(f, *args):
+                f.write(data[:100])
+                raise OSError(28, "No space left on device (simulated mid-save)")
+
+            with mock.patch("gmm_jax._io._write", half):
+                try:
+                    gmm.save("model.npz", full.replace(weights=full.weights[::-1]))
+                except OSError:
+                    pass
+            intact = bool(np.array_equal(gmm.load("model.npz").weights, full.weights))
+            return f"old model intact: {intact}; temporary files left: {[f for f in os.listdir('.') if f.endswith('.tmp')]}"
+
+        def write(name, blob):
+            Path(name).write_bytes(blob)
+            return name
+
+        flipped = bytearray(data)
+        means_header = data.find(b"\x93NUMPY", data.find(b"means.npy"))
+        flipped[means_header + 128 + 3] ^= 0xFF  # inside the first mean (the .npy header is 128 bytes)
+        lying = io.BytesIO()
+        np.lib.format.write_array_header_1_0(lying, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+        with zipfile.ZipFile("model.npz") as archive:
+            members = {m: archive.read(m) for m in archive.namelist()}
+        members["means.npy"] = lying.getvalue() + bytes(16)
+        with zipfile.ZipFile("huge.npz", "w") as archive:
+            for name, content in members.items():
+                archive.writestr(name, content)
+        pc = np.asarray(full.precisions_cholesky)
+        negative, lower = pc.copy(), pc.copy()
+        negative[0, 1, 1] *= -1
+        lower[0, 1, 0] = 0.5
+        precisions = np.linalg.inv(np.asarray(full.covariances))
+        asym = np.stack([np.eye(3)] * 3)
+        asym[1, 0, 2] = 0.3
+        masked = np.ma.masked_array(Xb, mask=np.zeros_like(Xb, dtype=bool))
+        masked[4, 2] = np.ma.masked
+        import scipy.sparse
+        from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
+
+        def fit_cell(X):
+            r = gmm.fit(KEY, X, N_COMPONENTS, covariance_type="full")
+            return f"status {int(r.status)}, params dtype {r.params.means.dtype}, mean ll {float(r.lower_bound):.3f}"
+
+        cases = [
+            ("save: interrupted mid-write (OSError from the writer)", interrupted_save),
+            ("save: params with a NaN mean", lambda: gmm.save("nan.npz", full.replace(means=full.means.at[0, 0].set(np.nan)))),
+            ("save: a batch of mixtures (vmapped fit)", lambda: gmm.save("batch.npz", jax.tree_util.tree_map(lambda a: jnp.stack([a, a]), full))),
+            ("save: into a missing directory", lambda: gmm.save("missing/model.npz", full)),
+            ("load: truncated (half the file)", lambda: gmm.load(write("half.npz", data[: len(data) // 2])).covariance_type),
+            ("load: one byte flipped (in an array)", lambda: gmm.load(write("flipped.npz", bytes(flipped))).covariance_type),
+            ("load: a CSV file", lambda: gmm.load(write("data.csv", b"1,2\n3,4\n")).covariance_type),
+            ("load: an empty file", lambda: gmm.load(write("empty.npz", b"")).covariance_type),
+            ("load: version = 'x'", lambda: gmm.load(_rewritten(write("v.npz", data), version=np.str_("x"))).covariance_type),
+            ("load: version = 2", lambda: gmm.load(_rewritten(write("v2.npz", data), version=np.int64(2))).covariance_type),
+            ("load: an array header claiming 8 TB", lambda: gmm.load("huge.npz").covariance_type),
+            ("load: a negative precision-factor diagonal", lambda: gmm.load(_rewritten(write("neg.npz", data), precisions_cholesky=negative)).covariance_type),
+            ("from_precisions_cholesky: an entry below the diagonal", lambda: gmm.GMMParams.from_precisions_cholesky(full.weights, full.means, lower, "full").covariance_type),
+            ("from_precisions_cholesky: a zero spherical factor", lambda: gmm.GMMParams.from_precisions_cholesky([0.5, 0.5], Xb[:2], [1.0, 0.0], "spherical").covariance_type),
+            ("from_covariances: an asymmetric full covariance", lambda: gmm.GMMParams.from_covariances(full.weights, full.means, asym, "full").covariance_type),
+            ("from_precisions: not positive definite", lambda: gmm.GMMParams.from_precisions([1.0], [[0.0, 0.0]], [[[1.0, 2.0], [2.0, 1.0]]], "full").covariance_type),
+            ("from_precisions vs scikit-learn's precisions_cholesky_", lambda: "max abs diff {:.1e}".format(float(np.max(np.abs(
+                np.asarray(gmm.GMMParams.from_precisions(full.weights, full.means, precisions, "full").precisions_cholesky)
+                - _compute_precision_cholesky(np.asarray(full.covariances), "full")))))),
+            ("fit: numpy.ma.masked_array X with a masked entry", lambda: fit_cell(masked)),
+            ("fit: float16 X, full covariances", lambda: fit_cell(Xb.astype(np.float16))),
+            ("fit: bfloat16 X, full covariances", lambda: fit_cell(jnp.asarray(Xb, jnp.bfloat16))),
+            ("fit: object-dtype X of numbers", lambda: fit_cell(Xb.astype(object))),
+            ("fit: scipy.sparse X", lambda: fit_cell(scipy.sparse.csr_matrix(Xb))),
+            ("fit: complex X", lambda: fit_cell(Xb + 0j)),
+            ("from_covariances: means with 2 rows, weights and covariances for 3", lambda: gmm.GMMParams.from_covariances(np.full(3, 1 / 3), Xb[:2], np.ones(3), "spherical").covariance_type),
+            ("from_covariances: weights as strings", lambda: gmm.GMMParams.from_covariances(["0.5", "0.5"], Xb[:2], np.ones(2), "spherical").covariance_type),
+            ("clustering_accuracy: true labels 1e9 and 1e12", lambda: "accuracy {:.2f}".format(gmm.metrics.clustering_accuracy(np.where(labels == 0, 10**9, 10**12), labels)[0])),
+            ("clustering_accuracy: string labels", lambda: "accuracy {:.2f}, mapping {}".format(*gmm.metrics.clustering_accuracy(np.array(["a", "b", "c"])[labels], labels))),
+            ("sample: key=0", lambda: str(gmm.sample(0, full, 5)[0].shape)),
+            ("sample: a batch of 3 keys", lambda: str(gmm.sample(jax.random.split(KEY, 3), full, 5)[0].shape)),
+        ]  # fmt: skip
+        return [(name, _outcome(call)) for name, call in cases]
+    finally:
+        os.chdir(old_cwd)
+
+
+def table_2(title, rows):
+    lines = [f"### {title}", "", "| case | outcome |", "|---|---|"]
+    lines += [f"| {name} | {cell} |" for name, cell in rows]
+    return "\n".join(lines) + "\n"
+
+
 def table(title, rows):
     lines = [f"### {title}", "", "| case | " + " | ".join(COVARIANCE_TYPES) + " |", "|---" * (len(COVARIANCE_TYPES) + 1) + "|"]
     for name, cells in rows:
@@ -179,6 +301,7 @@ def main(path):
         table("float32 data", degenerate_rows(np.float32)),
         table("float32 far from the origin or at large scale (same key, default tol)", float32_rows()),
         table("bad input (rejected before anything is compiled)", bad_input_rows()),
+        table_2("round 2 (issue 17): model files, parameter constructors, input conversion, metrics, keys", round2_rows()),
         "### Error messages\n",
     ]
     parts += [f"- **[{label}]** {text}" for text, label in MESSAGES.items()]

@@ -12,6 +12,7 @@ On one machine (the launcher starts P processes on 127.0.0.1)::
 
     python -m gmm_jax.examples.multiprocess_fit --processes 2
     python -m gmm_jax.examples.multiprocess_fit --processes 2 --data X.npy --output params.npz
+    python -c "import gmm_jax as gmm; print(gmm.load('params.npz').means)"
 
 On a cluster, start the same script once per host with ``--process-id``
 (the launcher is not used), pointing every process at the first host::
@@ -96,11 +97,12 @@ def run_process(args) -> None:
         flush=True,
     )
     if args.output and process_id == 0:
-        np.savez(
-            args.output, weights=weights, means=np.asarray(result.params.means),
-            precisions_cholesky=np.asarray(result.params.precisions_cholesky),
-            log_likelihood=np.asarray(result.log_likelihood), n_iter=int(result.n_iter),
-        )  # fmt: skip
+        # gmm.save writes the documented parameter file (atomically), which
+        # gmm.load reads back. The parameters are copied to this host first:
+        # computing on the global arrays here, in one process only, would
+        # start a computation the other processes never join.
+        gmm.save(args.output, jax.tree_util.tree_map(np.asarray, result.params))
+        print(f"[process 0] saved the parameters to {args.output}", flush=True)
     jax.distributed.shutdown()
 
 
@@ -153,7 +155,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--tol", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default=None, help="process 0 saves the fitted parameters here (.npz)")
+    parser.add_argument("--output", default=None, help="process 0 saves the fitted parameters here with gmm.save (read them with gmm.load)")
     parser.add_argument("--timeout", type=int, default=120, help="seconds before a hung job is stopped")
     args = parser.parse_args(argv)
     if args.process_id is None:
