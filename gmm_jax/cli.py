@@ -589,8 +589,8 @@ def _plot_features(args, names: list[str]) -> tuple[int, int]:
             f"{len(names)}")
     if args.features is None:
         return (0, 1)
-    chosen = tuple(_resolve(f, names, "--features", len(names))
-                   for f in args.features)
+    chosen = tuple(_resolve(f, names, "--features", len(names),
+                            what="fitted feature") for f in args.features)
     if chosen[0] == chosen[1]:
         raise DataError(
             f"--features {' '.join(args.features)}: pick two different features")
@@ -792,7 +792,7 @@ def _split_list(token, names):
     return [t.strip() for t in token.split(",") if t.strip()]
 
 
-def _resolve(token, names, flag, n_columns, header=True) -> int:
+def _resolve(token, names, flag, n_columns, header=True, what="column") -> int:
     token = str(token)
     if header and token in names:
         return names.index(token)
@@ -800,12 +800,12 @@ def _resolve(token, names, flag, n_columns, header=True) -> int:
         index = int(token)
     except ValueError:
         known = ", ".join(repr(n) for n in names[:20])
-        where = (f"the columns are {known}" if header else
-                 "the file has no header, so name columns by index")
-        raise DataError(f"{flag} {token}: no such column; {where}") from None
+        where = (f"the {what}s are {known}" if header else
+                 f"the file has no header, so name {what}s by index")
+        raise DataError(f"{flag} {token}: no such {what}; {where}") from None
     if not -n_columns <= index < n_columns:
         raise DataError(
-            f"{flag} {token}: out of range; there are {n_columns} columns, "
+            f"{flag} {token}: out of range; there are {n_columns} {what}s, "
             f"0 to {n_columns - 1} (or -1 for the last)")
     return index % n_columns
 
@@ -860,7 +860,7 @@ def _numbers(cells, feature_index, names, line_numbers, path, label_index,
                     what = (f"{text!r} is not a number" if text
                             else "an empty value where a number was expected")
                     hint = ("" if label_index is not None else
-                            f"; if column {j} holds class labels pass "
+                            "; if this column holds class labels pass "
                             f"--label-column {_ref(names, j, header)}, "
                             "or choose the numeric columns with --columns")
                     raise DataError(
@@ -883,8 +883,10 @@ def _check_npy_header(f, path) -> None:
     start = f.tell()
     try:
         version = np.lib.format.read_magic(f)
-        shape, _, dtype = np.lib.format._read_array_header(f, version)
-    except (ValueError, OSError, EOFError) as e:
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(f)
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
         raise DataError(f"{path}: not a readable .npy file ({_one_line(e)})")
     claimed = math.prod(shape) * dtype.itemsize
     available = os.fstat(f.fileno()).st_size - f.tell()
@@ -1027,9 +1029,13 @@ def _read_text(p: Path, path: str, delimiter, skip_rows: int):
             f"({len(rows)} samples, {n_features} features, classes "
             f"{', '.join(classes) or 'unnamed'}): the last column is the "
             "label")
-    elif any(not _is_number(c) for c in first) and len(rows) > 1:
+    elif any(not _is_number(c) for c in first):
         header = True
         rows = rows[1:]
+        if not rows:
+            raise DataError(
+                f"{path}: no data rows, only the header on line {first_line}; "
+                "expected one sample per row")
     width = len(rows[0][1]) if rows else 0
     if header and len(first) != width:
         raise DataError(
@@ -1048,6 +1054,12 @@ def _read_text(p: Path, path: str, delimiter, skip_rows: int):
     if header:
         names = [c or f"column {j}" for j, c in enumerate(first)]
         notes.append(f"header: line {first_line} ({_shorten(first)})")
+        numeric = [c for c in first if _is_number(c)]
+        if numeric:
+            notes.append(
+                f"note: the header holds numbers ({_shorten(numeric, 3)}); if "
+                f"line {first_line} is not a header but a count line or data, "
+                f"pass --skip-rows {first_line}")
         if len(set(names)) != len(names):
             notes.append("note: the header repeats a name; name columns by "
                          "index")
