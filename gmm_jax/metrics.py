@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 __all__ = ["clustering_accuracy"]
 
@@ -53,6 +52,10 @@ def clustering_accuracy(true_labels, pred_labels):
         )
     if true_labels.size == 0:
         raise ValueError("clustering_accuracy needs at least one sample.")
+    # Imported here: scipy.optimize takes ~0.3 s to import, and `import gmm_jax`
+    # should not pay for it.
+    from scipy.optimize import linear_sum_assignment
+
     n_true, n_pred = true_labels.max() + 1, pred_labels.max() + 1
     confusion = np.zeros((n_pred, n_true), dtype=np.int64)
     np.add.at(confusion, (pred_labels, true_labels), 1)
