@@ -448,7 +448,7 @@ def demo_figures(out, X, true_labels, pred_labels, true_params, fitted,
                              title="EM log-likelihood")
     fig.savefig(paths[2], dpi=110)
 
-    fig = Figure(figsize=(10, 4.6), layout="constrained")
+    fig = Figure(figsize=(9, 5.6), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     plot.plot_label_comparison(X, true_labels, pred_labels, ax=axes)
     fig.savefig(paths[3], dpi=110)

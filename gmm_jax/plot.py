@@ -253,7 +253,7 @@ def plot_density(
                 "pass the data the mixture was fitted to")
         xy = X[:, [i, j]]
         if labels is None:
-            ax.scatter(xy[:, 0], xy[:, 1], s=10, alpha=0.5, color="0.45",
+            ax.scatter(xy[:, 0], xy[:, 1], s=10, alpha=0.5, color="0.3",
                        linewidths=0, zorder=1)
         else:
             labels = _as_labels(labels, X.shape[0])
@@ -280,13 +280,14 @@ def plot_density(
         if top > 0 and np.isfinite(top):
             # Log-spaced levels: linear ones pile up on the heaviest
             # component and leave the tails of the others blank.
-            fill_levels = np.geomspace(top * 1e-3, top, 10)
+            fill_levels = _nice_log_levels(top * 1e-3, top)
             filled_set = ax.contourf(
                 xx, yy, np.clip(density, fill_levels[0], None),
-                levels=fill_levels, cmap=cmap, norm=LogNorm(), alpha=0.55,
+                levels=fill_levels, cmap=cmap, norm=LogNorm(), alpha=0.4,
                 zorder=0)
-            ax.figure.colorbar(filled_set, ax=ax, label="mixture density",
-                               format="%.2g")
+            bar = ax.figure.colorbar(filled_set, ax=ax, label="mixture density",
+                                     format="%.3g")
+            bar.set_ticks(fill_levels[::2] if len(fill_levels) > 8 else fill_levels)
 
     styles = ("-", "--", ":", "-.")
     for k in range(params.n_components):
@@ -649,6 +650,16 @@ def _weighted_component_density(grid, weight, mean, covariance):
     z = np.linalg.solve(chol, (grid - mean).T)             # (2, n)
     log_norm = np.log(2 * np.pi) + np.sum(np.log(np.diagonal(chol)))
     return weight * np.exp(-0.5 * np.sum(z * z, axis=0) - log_norm)
+
+
+def _nice_log_levels(low: float, high: float) -> np.ndarray:
+    """1-2-5 steps per decade covering [low, high], as a filled layer's levels."""
+    decades = np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
+    steps = (np.array([1.0, 2.0, 5.0])[None, :] * 10.0 ** decades[:, None]).ravel()
+    inside = steps[(steps >= low) & (steps <= high)]
+    below = steps[steps < low][-1:] if (steps < low).any() else steps[:0]
+    above = steps[steps > high][:1]
+    return np.concatenate([below, inside, above])
 
 
 def _check_names(names: Sequence[str] | None, n_features: int):
