@@ -730,8 +730,8 @@ def read_table(path: str, *, delimiter=None, columns=None, label_column=None,
         if index_column is not None and label_index != index_column:
             dropped = index_column
             feature_index.remove(dropped)
-            notes.append(f"column {dropped} (unnamed, 0, 1, 2, ...) is a row "
-                         "index: not fitted (choose with --columns)")
+            notes.append(f"column {dropped} (unnamed) holds row names or a "
+                         "row index: not fitted (choose with --columns)")
     else:
         feature_index = [_resolve(c, names, "--columns", n_columns,
                                   header=header)
@@ -1037,6 +1037,9 @@ def _read_text(p: Path, path: str, delimiter, skip_rows: int):
                 f"{path}: no data rows, only the header on line {first_line}; "
                 "expected one sample per row")
     width = len(rows[0][1]) if rows else 0
+    row_names = header and len(first) == width - 1 and width > 2
+    if row_names:  # R's write.table: no header cell above the row names
+        first = ["", *first]
     if header and len(first) != width:
         raise DataError(
             f"{path}: line {first_line} has {len(first)} cell(s) but the data "
@@ -1063,7 +1066,10 @@ def _read_text(p: Path, path: str, delimiter, skip_rows: int):
         if len(set(names)) != len(names):
             notes.append("note: the header repeats a name; name columns by "
                          "index")
-        index_column = _index_column(first, cells)
+        index_column = 0 if row_names else _index_column(first, cells)
+        if row_names:
+            notes.append(f"line {first_line} names one column fewer than the "
+                         "rows have: the first column holds row names")
     else:
         names = [f"x{j}" for j in range(width)]
     return (cells, names, [n for n, _ in rows], header, notes, default_label,

@@ -378,6 +378,20 @@ def test_fit_drops_a_pandas_index_column(tmp_path, capsys):
     assert "row index: not fitted" in out and "x 2 features" in out
 
 
+def test_fit_reads_r_write_table_row_names(tmp_path, capsys):
+    # R's write.table(df, sep=";"): the header has no cell for the row names.
+    X = _two_blobs()
+    lines = ['"x";"y"'] + [f'"{i + 1}";{a};{b}' for i, (a, b) in enumerate(X)]
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    code, out, err = _run(["fit", tmp_path / "d.csv", "-k", 2,
+                           "--out", tmp_path / "m.npz"], capsys)
+    assert code == 0, err
+    assert "first column holds row names" in out and "x 2 features" in out
+    np.testing.assert_allclose(
+        gmm.load(tmp_path / "m.npz").means,
+        gmm.fit(jax.random.key(0), X, 2).params.means, rtol=1e-6)
+
+
 def test_fit_hints_at_a_numeric_column_that_looks_like_labels(tmp_path, capsys):
     X = np.concatenate([_two_blobs(), (np.arange(60) % 2)[:, None]], axis=1)
     path = _write(tmp_path / "d.csv", X, ",", header=("x", "y", "target"))
@@ -477,6 +491,7 @@ def test_npy_header_claiming_terabytes_is_refused_before_reading(
                        "shape (1000000000, 1000)", "8.0 TB", "truncated")
 
 
+@pytest.mark.slow
 def test_closed_output_pipe_ends_quietly_and_the_model_is_saved(
         tmp_path, csv_file):
     # `gmm-jax fit ... | head -1`: the reader leaves, the fit still finishes.

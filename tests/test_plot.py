@@ -311,6 +311,7 @@ def test_plot_criterion_rings_the_best_k_of_each_curve_and_skips_failures():
     assert ax.get_xlabel() == "number of components K"
 
 
+@pytest.mark.slow
 def test_import_is_light_and_missing_matplotlib_names_the_extra(tmp_path):
     # One fresh interpreter: `import gmm_jax` loads neither matplotlib nor
     # scipy.optimize; without matplotlib, gmm.plot and the CLI's plotting
