@@ -58,6 +58,7 @@ DELIMITERS = {
 }
 _SNIFF_ORDER = ("\t", ";", ",", None)   # preferred first when tied
 _SNIFF_LINES = 200
+_MISSING = {"NA", "N/A", "NAN", "NULL", "NONE", "?", "-", "."}  # as R, pandas, SPSS write them
 _PLOT_INSTALL_HINT = 'pip install "gmm-jax[plot]"'
 
 
@@ -851,21 +852,27 @@ def _numbers(cells, feature_index, names, line_numbers, path, label_index,
         if cells.dtype == bool:
             raise DataError(f"{path}: array has dtype bool, expected numbers")
     else:
-        X = np.empty((cells.shape[0], len(feature_index)))
-        for out, j in enumerate(feature_index):
+        try:  # one numpy conversion; the cell-by-cell loop only to explain
+            X = cells[:, feature_index].astype(np.float64)
+        except ValueError:
+            X = None
+        for j in feature_index if X is None else ():
             for i, text in enumerate(cells[:, j]):
-                try:
-                    X[i, out] = float(text)
-                except ValueError:
-                    what = (f"{text!r} is not a number" if text
-                            else "an empty value where a number was expected")
-                    hint = ("" if label_index is not None else
-                            "; if this column holds class labels pass "
-                            f"--label-column {_ref(names, j, header)}, "
-                            "or choose the numeric columns with --columns")
+                if _is_number(text):
+                    continue
+                where = (f"{path}: line {line_numbers[i]}, column {j + 1} "
+                         f"({names[j]!r})")
+                if text.strip().upper() in _MISSING:
                     raise DataError(
-                        f"{path}: line {line_numbers[i]}, column {j + 1} "
-                        f"({names[j]!r}): {what}{hint}") from None
+                        f"{where}: {text!r} is a missing value; remove or "
+                        "impute the rows with missing values before fitting")
+                what = (f"{text!r} is not a number" if text
+                        else "an empty value where a number was expected")
+                hint = ("" if label_index is not None or not text else
+                        "; if this column holds class labels pass "
+                        f"--label-column {_ref(names, j, header)}, "
+                        "or choose the numeric columns with --columns")
+                raise DataError(f"{where}: {what}{hint}")
     bad = ~np.isfinite(X)
     if bad.any():
         row, col = np.argwhere(bad)[0]
@@ -1007,13 +1014,22 @@ def _read_text(p: Path, path: str, delimiter, skip_rows: int):
         sep = _sniff(lines)
         name = {",": "comma", ";": "semicolon", "\t": "tab",
                 None: "whitespace"}[sep]
-        notes.insert(0, f"delimiter: {name} (detected; set it with "
-                     "--delimiter)")
+        if all(len(_split(line, sep)) == 1 for line in lines[:_SNIFF_LINES]):
+            notes.insert(0, "one column: no comma, semicolon, tab or space "
+                         "between values (set one with --delimiter)")
+        else:
+            notes.insert(0, f"delimiter: {name} (detected; set it with "
+                         "--delimiter)")
     else:
         sep, name = delimiter
         notes.insert(0, f"delimiter: {name}")
     try:
-        rows = [(n, _split(line, sep)) for n, line in content]
+        if sep is None:
+            split = [line.split() for _, line in content]
+        else:
+            split = [[c.strip() for c in cells] for cells in
+                     csv.reader((line for _, line in content), delimiter=sep)]
+        rows = [(n, cells) for (n, _), cells in zip(content, split)]
     except csv.Error as e:
         raise DataError(f"{path}: cannot parse as delimited text ({e})")
 

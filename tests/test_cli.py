@@ -361,6 +361,15 @@ def test_fit_string_label_column_is_left_out_and_scored(tmp_path, capsys):
     assert _accuracy(out) == 100.0
 
 
+@pytest.mark.parametrize("cell, message", [
+    ("NA", "'NA' is a missing value; remove or impute"),
+    ("", "an empty value where a number was expected")])
+def test_fit_missing_cells_are_named_as_missing(tmp_path, capsys, cell, message):
+    (tmp_path / "d.csv").write_text(f"x,y\n1,2\n{cell},3\n4,5\n")
+    _assert_fails_with(["fit", tmp_path / "d.csv", "-k", 2], capsys,
+                       f"line 3, column 1 ('x'): {message}")
+
+
 def test_fit_string_column_without_label_option_names_the_fix(tmp_path, capsys):
     (tmp_path / "d.csv").write_text("x,y,species\n1,2,a\n3,4,b\n")
     _assert_fails_with(["fit", tmp_path / "d.csv", "-k", 2], capsys,
