@@ -463,8 +463,6 @@ def demo_figures(out, X, true_labels, pred_labels, true_params, fitted,
 def run_fit(args: argparse.Namespace) -> int:
     """``gmm-jax fit``: read, validate, fit, summarise, save, plot."""
     _check_outputs(args)
-    if args.plot:
-        _require_matplotlib()
     table = read_table(args.data, delimiter=args.delimiter,
                        columns=args.columns, label_column=args.label_column,
                        skip_rows=args.skip_rows, key=args.key)
@@ -613,6 +611,18 @@ def _check_outputs(args) -> None:
         raise DataError(
             f"--plot {args.plot} and --out {args.out} are the same file; "
             "give them different names")
+    if args.plot:
+        _require_matplotlib()
+        from matplotlib.figure import Figure
+
+        formats = Figure().canvas.get_supported_filetypes()
+        suffix = Path(args.plot).suffix.lower().lstrip(".")
+        if suffix not in formats:
+            raise DataError(
+                f"--plot {args.plot}: "
+                + (f"unknown image format {suffix!r}" if suffix else
+                   "no file extension to choose the image format")
+                + "; end the name in .png, .pdf or .svg")
 
 
 def _same_file(a, b) -> bool:

@@ -459,6 +459,16 @@ def test_fit_refuses_to_write_over_its_data(tmp_path, capsys, flag, name,
     assert path.read_bytes() == before
 
 
+def test_fit_output_problems_are_one_line(tmp_path, csv_file, capsys):
+    _assert_fails_with(["fit", csv_file, "-k", 2, "--out",
+                        tmp_path / "no" / "such" / "folder" / "m.npz"],
+                       capsys, "cannot write --out", "No such file or directory")
+    _assert_fails_with(["fit", csv_file, "-k", 2, "--out", tmp_path / "m.npz",
+                        "--plot", tmp_path / "fit.xyz"], capsys,
+                       "unknown image format 'xyz'", ".png")
+    assert not (tmp_path / "m.npz").exists()      # refused before fitting
+
+
 def test_fit_refuses_the_same_path_for_model_and_plot(tmp_path, csv_file, capsys):
     _assert_fails_with(["fit", csv_file, "-k", 2, "--out", tmp_path / "a",
                         "--plot", tmp_path / "a"], capsys, "the same file")
