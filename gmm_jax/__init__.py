@@ -18,7 +18,10 @@ Example:
   True
 """
 
+from importlib import metadata as _metadata
+
 from gmm_jax import distributed, metrics
+from gmm_jax._cache import enable_compilation_cache
 from gmm_jax._driver import ConvergenceWarning
 from gmm_jax._em import FitResult, SufficientStatistics, e_step, m_step
 from gmm_jax._fit import fit
@@ -31,7 +34,10 @@ from gmm_jax._sampling import sample
 from gmm_jax._select import SelectionResult, select
 from gmm_jax._stream import fit_stream
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("gmm-jax")
+except _metadata.PackageNotFoundError:  # a source checkout never installed
+    __version__ = "0.1.0"
 
 
 def __getattr__(name):
@@ -58,6 +64,7 @@ __all__ = [
     "bic",
     "distributed",
     "e_step",
+    "enable_compilation_cache",
     "fit",
     "fit_online",
     "fit_stream",

@@ -12,9 +12,12 @@ Data with more than two features is shown on a pair of features chosen with
 fitted mixture on those features (see :func:`marginal`), not a refit.
 
 Component ``k`` is drawn in matplotlib's cycle colour ``"C{k}"`` everywhere,
-so the same component has the same colour in every panel. This module is
-imported on first use of ``gmm_jax.plot``, so ``import gmm_jax`` does not
-pull in matplotlib.
+so the same component has the same colour in every panel. Data-space plots
+use equal scales on both axes (a round cluster looks round) unless the two
+features' ranges differ more than tenfold, as features in different units
+do; pass ``aspect=`` to choose. This module is imported on first use of
+``gmm_jax.plot``, so ``import gmm_jax`` does not pull in matplotlib, which
+is an optional dependency: ``pip install "gmm-jax[plot]"``.
 """
 
 from __future__ import annotations
@@ -24,14 +27,23 @@ from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
-from matplotlib.patches import Ellipse
-from matplotlib.ticker import MaxNLocator
+
+try:
+    from matplotlib.colors import LogNorm
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Ellipse
+    from matplotlib.ticker import MaxNLocator
+except ImportError as e:  # matplotlib is the optional [plot] extra
+    raise ImportError(
+        "gmm_jax.plot needs matplotlib, which is not installed: "
+        'pip install "gmm-jax[plot]" (or pip install matplotlib)') from e
 
 from gmm_jax import GMMParams, _covariance, log_prob
 from gmm_jax.metrics import clustering_accuracy
 
 __all__ = [
     "marginal",
+    "plot_criterion",
     "plot_data",
     "plot_density",
     "plot_label_comparison",
@@ -79,10 +91,12 @@ def plot_data(
     *,
     means: Any = None,
     features: Sequence[int] = (0, 1),
+    feature_names: Sequence[str] | None = None,
     ax: Any = None,
     title: str | None = None,
     s: float = 12.0,
     alpha: float = 0.6,
+    aspect: str | float | None = None,
 ) -> Any:
     """Scatter plot of data, coloured by label, with component means marked.
 
@@ -93,10 +107,14 @@ def plot_data(
       means: optional (n_components, n_features) means, drawn as stars in
         the colour of their component, e.g. ``params.means``.
       features: the two features to plot, as (x-axis, y-axis) indices.
+      feature_names: optional (n_features,) names for the axis labels;
+        ``x_i`` when None.
       ax: matplotlib Axes to draw on; a new figure is made when None.
       title: axes title.
       s: marker size of the data points.
       alpha: opacity of the data points.
+      aspect: ``"equal"``, ``"auto"`` or a number, as matplotlib's
+        ``set_aspect``; None: equal unless the ranges differ tenfold.
 
     Returns:
       The Axes drawn on.
@@ -109,12 +127,13 @@ def plot_data(
       >>> fig, ax = plt.subplots()
       >>> ax = gmm.plot.plot_data(X, [0, 0, 1, 1], means=[[0.1, 0.0], [3.0, 3.1]],
       ...                         ax=ax, title="two clusters")
-      >>> len(ax.collections)  # one scatter per label, one per mean
-      4
+      >>> len(ax.collections), ax.get_aspect()  # a scatter per label and per mean
+      (4, 1.0)
       >>> plt.close(fig)
     """
     X = _as_data(X, "X")
     i, j = _check_features(features, X.shape[1], at_least=2, exactly=2)
+    names = _check_names(feature_names, X.shape[1])
     ax = _axes(ax)
     if labels is None:
         ax.scatter(X[:, i], X[:, j], s=s, alpha=alpha, color="0.5",
@@ -136,7 +155,8 @@ def plot_data(
         for k, mean in enumerate(means):
             ax.scatter(mean[i], mean[j], marker="*", s=260, color=_colour(k),
                        edgecolors="black", linewidths=1.2, zorder=4)
-    _decorate(ax, (i, j), title)
+    _decorate(ax, (i, j), names, title)
+    _set_aspect(ax, aspect, np.ptp(X[:, [i, j]], axis=0) if len(X) else None)
     if labels is not None:
         ax.legend(loc="best", fontsize="small")
     return ax
@@ -148,19 +168,28 @@ def plot_density(
     *,
     labels: Any = None,
     features: Sequence[int] = (0, 1),
+    feature_names: Sequence[str] | None = None,
     ax: Any = None,
-    levels: int = 8,
+    levels: int = 4,
     n_std: Sequence[float] = (1.0, 2.0),
     colors: Sequence[Any] | None = None,
+    filled: bool = False,
+    cmap: str = "Greys",
     grid_size: int = 120,
     title: str | None = None,
+    aspect: str | float | None = None,
 ) -> Any:
-    """Contours of a mixture's density, with an ellipse per component.
+    """Each component's density contours and ellipses, over the data.
 
-    Draws the data (grey, or coloured by ``labels``), contour lines of the
-    mixture density, and for each component ellipses at ``n_std`` standard
-    deviations around its mean plus a star at the mean. With more than two
-    features the marginal mixture on ``features`` is drawn.
+    Draws the data (grey, or coloured by ``labels``); for each component, in
+    its colour, ``levels`` contour lines of its weighted density
+    ``w_k N(x | mu_k, Sigma_k)`` (levels at fixed fractions of that
+    component's peak, so a light component gets as many lines as a heavy
+    one), ellipses at ``n_std`` standard deviations and a star at the mean.
+    With ``filled=True`` the mixture density lies underneath as filled
+    contours on a logarithmic scale, with a colorbar. With more than two
+    features the marginal mixture on ``features`` is drawn. The legend names
+    every component and every line style.
 
     Args:
       params: the mixture to draw.
@@ -168,12 +197,17 @@ def plot_density(
         sets the plotted range (otherwise the means ± 3 standard deviations).
       labels: optional (n_samples,) integer labels used to colour ``X``.
       features: the two features to plot, as (x-axis, y-axis) indices.
+      feature_names: optional (n_features,) names for the axis labels.
       ax: matplotlib Axes to draw on; a new figure is made when None.
-      levels: number of density contour levels.
+      levels: contour lines per component (0 for none).
       n_std: radii of the covariance ellipses, in standard deviations.
       colors: one matplotlib colour per component; default ``"C{k}"``.
+      filled: also draw the mixture density as filled contours, with a
+        colorbar.
+      cmap: colour map of the filled layer; its light end is the background.
       grid_size: density grid points per axis.
       title: axes title.
+      aspect: as in :func:`plot_data`.
 
     Returns:
       The Axes drawn on.
@@ -188,10 +222,16 @@ def plot_density(
       >>> ax = gmm.plot.plot_density(params, ax=ax, n_std=(2.0,))
       >>> len(ax.patches)  # one ellipse per component
       2
+      >>> [t.get_text() for t in ax.get_legend().get_texts()][1:]
+      ['component 1 (weight 0.50)', '2σ ellipse', 'density contours']
       >>> plt.close(fig)
     """
     n_features = params.n_features
     i, j = _check_features(features, n_features, at_least=2, exactly=2)
+    names = _check_names(feature_names, n_features)
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) \
+            or levels < 0:
+        raise ValueError(f"levels must be an integer >= 0, got {levels!r}")
     if (i, j) != (0, 1) or n_features != 2:
         params = marginal(params, (i, j))
     if colors is None:
@@ -213,12 +253,13 @@ def plot_density(
                 "pass the data the mixture was fitted to")
         xy = X[:, [i, j]]
         if labels is None:
-            ax.scatter(xy[:, 0], xy[:, 1], s=8, alpha=0.4, color="0.45",
-                       linewidths=0)
+            ax.scatter(xy[:, 0], xy[:, 1], s=10, alpha=0.5, color="0.3",
+                       linewidths=0, zorder=1)
         else:
             labels = _as_labels(labels, X.shape[0])
-            ax.scatter(xy[:, 0], xy[:, 1], s=8, alpha=0.4, linewidths=0,
-                       color=[colors[k % len(colors)] for k in labels])
+            ax.scatter(xy[:, 0], xy[:, 1], s=10, alpha=0.5, linewidths=0,
+                       color=[colors[k % len(colors)] for k in labels],
+                       zorder=1)
         low, high = xy.min(axis=0), xy.max(axis=0)
         pad = 0.08 * np.maximum(high - low, 1e-12)
         low, high = low - pad, high + pad
@@ -230,12 +271,35 @@ def plot_density(
     gy = np.linspace(low[1], high[1], grid_size)
     xx, yy = np.meshgrid(gx, gy)
     grid = np.stack([xx.ravel(), yy.ravel()], axis=1)
-    grid = jnp.asarray(grid, dtype=params.means.dtype)
-    density = np.exp(np.asarray(log_prob(params, grid))).reshape(xx.shape)
-    ax.contour(xx, yy, density, levels=levels, cmap="viridis",
-               linewidths=0.9, alpha=0.9)
 
+    if filled:
+        density = np.exp(np.asarray(log_prob(
+            params, jnp.asarray(grid, dtype=params.means.dtype)),
+            dtype=np.float64)).reshape(xx.shape)
+        top = density.max()
+        if top > 0 and np.isfinite(top):
+            # Log-spaced levels: linear ones pile up on the heaviest
+            # component and leave the tails of the others blank.
+            fill_levels = _nice_log_levels(top * 1e-3, top)
+            filled_set = ax.contourf(
+                xx, yy, np.clip(density, fill_levels[0], None),
+                levels=fill_levels, cmap=cmap, norm=LogNorm(), alpha=0.4,
+                zorder=0)
+            bar = ax.figure.colorbar(filled_set, ax=ax, label="mixture density",
+                                     format="%.3g")
+            bar.set_ticks(fill_levels[::2] if len(fill_levels) > 8 else fill_levels)
+
+    styles = ("-", "--", ":", "-.")
     for k in range(params.n_components):
+        if levels:
+            density_k = _weighted_component_density(
+                grid, weights[k], means[k], covariances[k]).reshape(xx.shape)
+            peak = weights[k] / (2 * np.pi * np.sqrt(
+                max(np.linalg.det(covariances[k]), 1e-300)))
+            fractions = np.arange(1, levels + 1) / (levels + 1)
+            ax.contour(xx, yy, density_k, levels=peak * fractions,
+                       colors=[colors[k]], linewidths=0.8, alpha=0.8,
+                       linestyles="solid", zorder=2)
         values, vectors = np.linalg.eigh(covariances[k])
         values = np.clip(values, 0.0, None)
         angle = np.degrees(np.arctan2(vectors[1, -1], vectors[0, -1]))
@@ -243,17 +307,26 @@ def plot_density(
             ax.add_patch(Ellipse(
                 means[k], width=2 * r * np.sqrt(values[-1]),
                 height=2 * r * np.sqrt(values[0]), angle=angle, fill=False,
-                edgecolor=colors[k], linewidth=2.0 if m == 0 else 1.2,
-                linestyle="-" if m == 0 else "--",
-                label=f"component {k} (weight {weights[k]:.2f})"
-                if m == 0 else None))
+                edgecolor=colors[k], linewidth=2.0 if m == 0 else 1.4,
+                linestyle=styles[m % len(styles)], zorder=3))
         ax.scatter(means[k, 0], means[k, 1], marker="*", s=260,
                    color=colors[k], edgecolors="black", linewidths=1.2,
                    zorder=4)
     ax.set_xlim(low[0], high[0])
     ax.set_ylim(low[1], high[1])
-    _decorate(ax, (i, j), title)
-    ax.legend(loc="best", fontsize="small")
+    _decorate(ax, (i, j), names, title)
+    _set_aspect(ax, aspect, high - low)
+    handles = [Line2D([], [], color=colors[k], linewidth=2.0,
+                      marker="*", markersize=10, markeredgecolor="black",
+                      label=f"component {k} (weight {weights[k]:.2f})")
+               for k in range(params.n_components)]
+    handles += [Line2D([], [], color="0.2", linewidth=2.0 if m == 0 else 1.4,
+                       linestyle=styles[m % len(styles)], label=f"{r:g}σ ellipse")
+                for m, r in enumerate(n_std)]
+    if levels:
+        handles.append(Line2D([], [], color="0.2", linewidth=0.8,
+                              label="density contours"))
+    ax.legend(handles=handles, loc="best", fontsize="small")
     return ax
 
 
@@ -262,6 +335,7 @@ def plot_log_likelihood(
     *,
     n_iter: Any = None,
     converged: Any = None,
+    n_samples: float | None = None,
     ax: Any = None,
     title: str | None = "EM log-likelihood",
 ) -> Any:
@@ -273,11 +347,19 @@ def plot_log_likelihood(
     from it, or a 2-D array of traces (one row per fit, e.g. from
     ``jax.vmap(fit)``) to overlay them.
 
+    The trace ``fit`` records is the *mean* log-likelihood per sample, and
+    the y-axis says so. Pass ``n_samples`` to plot the *total*
+    log-likelihood (mean × ``n_samples``) instead, the scale on which
+    textbooks and the seed tutorial show EM; for a weighted fit pass the sum
+    of the weights.
+
     Args:
       log_likelihood: a ``FitResult``, or a (max_iter,) or (n_fits, max_iter)
         array of mean per-sample log-likelihoods.
       n_iter: iterations run (scalar, or one per row); all entries when None.
       converged: whether the fit converged, used to annotate a single trace.
+      n_samples: when given, plot the total log-likelihood over this many
+        samples instead of the mean per sample.
       ax: matplotlib Axes to draw on; a new figure is made when None.
       title: axes title.
 
@@ -289,9 +371,12 @@ def plot_log_likelihood(
       >>> import gmm_jax as gmm
       >>> fig, ax = plt.subplots()
       >>> ax = gmm.plot.plot_log_likelihood([-3.0, -2.5, -2.4, -2.4, -2.4],
-      ...                                   n_iter=3, converged=True, ax=ax)
-      >>> ax.lines[0].get_xdata().tolist()
-      [1, 2, 3]
+      ...                                   n_iter=3, converged=True,
+      ...                                   n_samples=100, ax=ax)
+      >>> ax.lines[0].get_xdata().tolist(), ax.lines[0].get_ydata().tolist()
+      ([1, 2, 3], [-300.0, -250.0, -240.0])
+      >>> ax.get_ylabel()
+      'total log-likelihood (100 samples)'
       >>> plt.close(fig)
     """
     if hasattr(log_likelihood, "log_likelihood"):  # a FitResult
@@ -304,6 +389,13 @@ def plot_log_likelihood(
         raise ValueError(
             f"log_likelihood has shape {traces.shape}; pass a FitResult, a "
             "(max_iter,) trace or an (n_fits, max_iter) stack of traces")
+    if n_samples is not None:
+        if isinstance(n_samples, bool) or not np.isscalar(n_samples) \
+                or not np.isfinite(n_samples) or n_samples <= 0:
+            raise ValueError(
+                f"n_samples must be a positive number, got {n_samples!r}; pass "
+                "the number of samples (or the sum of sample weights) fitted")
+        traces = traces * float(n_samples)
     single = traces.ndim == 1
     traces = np.atleast_2d(traces)
     if n_iter is None:
@@ -317,9 +409,11 @@ def plot_log_likelihood(
                 markersize=3, linewidth=1.8 if single else 1.0,
                 color="C0" if single else None, alpha=1.0 if single else 0.6)
     if single and converged is not None:
-        n = int(n_iter[0])
+        n = int(np.clip(n_iter[0], 1, traces.shape[1]))
+        gain = traces[0, n - 1] - traces[0, 0]
         text = (f"converged after {n} iterations" if bool(converged)
                 else f"not converged after {n} iterations")
+        text += f"\nrose by {gain:.3g} from iteration 1"
         ax.annotate(text, xy=(0.97, 0.05), xycoords="axes fraction",
                     ha="right", va="bottom", fontsize="small")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -327,9 +421,90 @@ def plot_log_likelihood(
     # ("-2.601 + 1e-4") would hide the actual level.
     ax.ticklabel_format(axis="y", useOffset=False)
     ax.set_xlabel("EM iteration")
-    ax.set_ylabel("mean log-likelihood per sample")
+    ax.set_ylabel("mean log-likelihood per sample" if n_samples is None
+                  else f"total log-likelihood ({n_samples:g} samples)")
     if title:
         ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_criterion(
+    criterion: Any,
+    n_components: Sequence[int] | None = None,
+    *,
+    labels: Sequence[str] | None = None,
+    ax: Any = None,
+    ylabel: str = "BIC (lower is better)",
+    title: str | None = "Model selection",
+) -> Any:
+    """An information criterion against the number of components K.
+
+    K is drawn with integer ticks, and the smallest value of each curve is
+    ringed. Pass a model-selection result (anything with ``criterion``,
+    ``n_components`` and ``covariance_types`` attributes, e.g.
+    ``gmm.select(...)``) or the values and their K.
+
+    Args:
+      criterion: (len(n_components),) values, or (n_curves,
+        len(n_components)) for several curves (one per covariance type), or
+        a selection result. Infinite values (failed fits) are left out.
+      n_components: the K of each column; ``1, 2, ...`` when None.
+      labels: one legend label per curve.
+      ax: matplotlib Axes to draw on; a new figure is made when None.
+      ylabel: y-axis label.
+      title: axes title.
+
+    Returns:
+      The Axes drawn on.
+
+    Example:
+      >>> import matplotlib.pyplot as plt
+      >>> import gmm_jax as gmm
+      >>> fig, ax = plt.subplots()
+      >>> ax = gmm.plot.plot_criterion([310.0, 250.0, 262.0], [1, 2, 3], ax=ax)
+      >>> ax.lines[0].get_xdata().tolist()
+      [1, 2, 3]
+      >>> plt.close(fig)
+    """
+    if hasattr(criterion, "criterion"):  # a selection result
+        selection = criterion
+        criterion = selection.criterion
+        n_components = (selection.n_components if n_components is None
+                        else n_components)
+        if labels is None and hasattr(selection, "covariance_types"):
+            labels = [str(t) for t in selection.covariance_types]
+    values = np.asarray(criterion, dtype=np.float64)
+    if values.ndim not in (1, 2) or values.shape[-1] == 0:
+        raise ValueError(
+            f"criterion has shape {values.shape}; pass (n_K,) values or "
+            "(n_curves, n_K), one row per curve")
+    values = np.atleast_2d(values)
+    ks = (np.arange(1, values.shape[1] + 1) if n_components is None
+          else np.asarray(list(n_components)))
+    if ks.shape != (values.shape[1],):
+        raise ValueError(
+            f"n_components has {ks.size} entries but criterion has "
+            f"{values.shape[1]} columns; pass one K per column")
+    if labels is not None and len(labels) != values.shape[0]:
+        raise ValueError(
+            f"labels has {len(labels)} entries for {values.shape[0]} curves")
+    ax = _axes(ax)
+    for row, curve in enumerate(values):
+        ok = np.isfinite(curve)
+        line, = ax.plot(ks[ok], curve[ok], marker="o",
+                        label=None if labels is None else labels[row])
+        if ok.any():
+            best = np.flatnonzero(ok)[np.argmin(curve[ok])]
+            ax.scatter(ks[best], curve[best], s=160, facecolors="none",
+                       edgecolors=line.get_color(), linewidths=1.6, zorder=3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("number of components K")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if labels is not None:
+        ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
     return ax
 
@@ -340,6 +515,7 @@ def plot_label_comparison(
     pred_labels: Any,
     *,
     features: Sequence[int] = (0, 1),
+    feature_names: Sequence[str] | None = None,
     ax: Any = None,
     mark_errors: bool = True,
 ) -> Any:
@@ -355,6 +531,7 @@ def plot_label_comparison(
       true_labels: (n_samples,) integer labels of the generating components.
       pred_labels: (n_samples,) integer labels from ``gmm_jax.predict``.
       features: the two features to plot, as (x-axis, y-axis) indices.
+      feature_names: optional (n_features,) names for the axis labels.
       ax: a pair of matplotlib Axes (true, learned); a new 1×2 figure is
         made when None.
       mark_errors: circle the points assigned to the wrong component.
@@ -392,9 +569,10 @@ def plot_label_comparison(
         raise ValueError(
             f"ax must be a pair of Axes (true, learned), got {len(ax)}")
     ax_true, ax_learned = ax[0], ax[1]
-    plot_data(X, true_labels, features=features, ax=ax_true,
-              title="true components")
-    plot_data(X, matched, features=features, ax=ax_learned,
+    plot_data(X, true_labels, features=features, feature_names=feature_names,
+              ax=ax_true, title="true components")
+    plot_data(X, matched, features=features, feature_names=feature_names,
+              ax=ax_learned,
               title=f"learned components (accuracy {float(accuracy):.1%})")
     wrong = matched != true_labels
     if mark_errors and wrong.any():
@@ -466,8 +644,56 @@ def _dense_covariances(params: GMMParams) -> np.ndarray:
     return np.asarray(dense, dtype=np.float64)
 
 
-def _decorate(ax: Any, features: tuple, title: str | None) -> None:
-    ax.set_xlabel(f"$x_{{{int(features[0])}}}$")
-    ax.set_ylabel(f"$x_{{{int(features[1])}}}$")
+def _weighted_component_density(grid, weight, mean, covariance):
+    """``weight * N(grid | mean, covariance)`` for 2-D points, in numpy."""
+    chol = np.linalg.cholesky(covariance + 1e-300 * np.eye(2))
+    z = np.linalg.solve(chol, (grid - mean).T)             # (2, n)
+    log_norm = np.log(2 * np.pi) + np.sum(np.log(np.diagonal(chol)))
+    return weight * np.exp(-0.5 * np.sum(z * z, axis=0) - log_norm)
+
+
+def _nice_log_levels(low: float, high: float) -> np.ndarray:
+    """1-2-5 steps per decade covering [low, high], as a filled layer's levels."""
+    decades = np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
+    steps = (np.array([1.0, 2.0, 5.0])[None, :] * 10.0 ** decades[:, None]).ravel()
+    inside = steps[(steps >= low) & (steps <= high)]
+    below = steps[steps < low][-1:] if (steps < low).any() else steps[:0]
+    above = steps[steps > high][:1]
+    return np.concatenate([below, inside, above])
+
+
+def _check_names(names: Sequence[str] | None, n_features: int):
+    if names is None:
+        return None
+    names = [str(n) for n in names]
+    if len(names) != n_features:
+        raise ValueError(
+            f"feature_names has {len(names)} entries but the data has "
+            f"{n_features} features; pass one name per feature")
+    return names
+
+
+def _set_aspect(ax: Any, aspect, spans) -> None:
+    if aspect is None:
+        spans = None if spans is None else np.asarray(spans, dtype=np.float64)
+        aspect = "equal"
+        if spans is not None and np.all(spans > 0):
+            # Features in different units (say grams and metres): equal
+            # scales would squash the plot to a line.
+            if spans.max() / spans.min() > _EQUAL_ASPECT_MAX_RATIO:
+                aspect = "auto"
+    ax.set_aspect(aspect, adjustable="box")
+
+
+_EQUAL_ASPECT_MAX_RATIO = 10.0
+
+
+def _decorate(ax: Any, features: tuple, names, title: str | None) -> None:
+    if names is None:
+        ax.set_xlabel(f"$x_{{{int(features[0])}}}$")
+        ax.set_ylabel(f"$x_{{{int(features[1])}}}$")
+    else:
+        ax.set_xlabel(names[int(features[0])])
+        ax.set_ylabel(names[int(features[1])])
     if title:
         ax.set_title(title)

@@ -1,9 +1,12 @@
 """Shared fixtures: random mixtures and data, in scikit-learn's conventions."""
 
+import os
+
 import numpy as np
 import pytest
 
 import gmm_jax as gmm
+from gmm_jax._cache import ENV_VAR as _CACHE_ENV_VAR
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -57,3 +60,21 @@ def sample_numpy(rng, params, n):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _subprocesses_share_a_compilation_cache(tmp_path_factory):
+    """Python subprocesses of the suite (CLI runs, notebook kernels, multi-
+    process fits) share one persistent compilation cache, so a program one
+    of them compiled is loaded, not compiled again, by the next.
+
+    This process imported gmm_jax (which reads the variable) before any
+    fixture runs, so only its children use the cache. A cache folder the
+    user set already is kept (and then this process uses it too).
+    """
+    if os.environ.get(_CACHE_ENV_VAR):
+        yield
+        return
+    os.environ[_CACHE_ENV_VAR] = str(tmp_path_factory.mktemp("jax_cache"))
+    yield
+    del os.environ[_CACHE_ENV_VAR]

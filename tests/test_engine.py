@@ -17,7 +17,7 @@ PACKAGE = pathlib.Path(gmm.__file__).parent
 # of its own layer where listed together). Data flows one way:
 # params -> covariance -> pass -> likelihood -> em -> init -> driver -> entry points -> outer layers.
 LAYERS = [
-    {"_precision", "_tuning"},
+    {"_precision", "_tuning", "_cache"},
     {"_covariance"},
     {"_validation"},
     {"_params"},

@@ -194,3 +194,156 @@ def test_plots_make_their_own_figure_when_no_axes_are_given():
     axes = plot.plot_label_comparison(np.zeros((4, 2)), [0, 0, 1, 1],
                                       [1, 1, 0, 0])
     assert len(axes) == 2 and axes[0].figure is axes[1].figure
+
+
+# --------------------------------------------------------------------------
+# what a figure shows: aspect, contour sets, legend, colorbar, ticks
+
+
+def _legend_labels(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def _contour_sets(ax):
+    from matplotlib.contour import ContourSet
+
+    return [a for a in ax.get_children() if isinstance(a, ContourSet)]
+
+
+def test_data_space_scatters_have_equal_aspect():
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    assert plot.plot_data(X, ax=_axes()).get_aspect() == 1.0
+    assert plot.plot_density(_params("full", 2), X, ax=_axes()).get_aspect() == 1.0
+    fig = Figure()
+    axes = plot.plot_label_comparison(X, np.arange(50) % 2, np.arange(50) % 2,
+                                      ax=fig.subplots(1, 2, sharex=True,
+                                                      sharey=True))
+    assert [a.get_aspect() for a in axes] == [1.0, 1.0]
+
+
+def test_features_in_different_units_fill_the_box_unless_asked():
+    X = np.random.default_rng(0).normal(size=(50, 2)) * [1.0, 1000.0]
+    assert plot.plot_data(X, ax=_axes()).get_aspect() == "auto"
+    assert plot.plot_data(X, ax=_axes(), aspect="equal").get_aspect() == 1.0
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_plot_density_draws_one_contour_set_per_component_in_its_colour(
+        covariance_type):
+    params = _params(covariance_type, n_features=2)
+    ax = plot.plot_density(params, ax=_axes(), levels=3)
+    sets = _contour_sets(ax)
+    assert len(sets) == params.n_components
+    for k, contours in enumerate(sets):
+        assert len(contours.levels) == 3     # a light component gets lines too
+        np.testing.assert_allclose(contours.get_edgecolor()[0][:3],
+                                   matplotlib.colors.to_rgb(f"C{k}"))
+
+
+def test_plot_density_legend_names_components_and_every_line_style():
+    ax = plot.plot_density(_params("diag", 2), ax=_axes(), n_std=(1.0, 2.0))
+    assert _legend_labels(ax) == [
+        "component 0 (weight 0.35)", "component 1 (weight 0.65)",
+        "1σ ellipse", "2σ ellipse", "density contours"]
+    styles = [h.get_linestyle() for h in ax.get_legend().legend_handles[2:4]]
+    assert styles == ["-", "--"]
+
+
+def test_plot_density_filled_layer_adds_a_colorbar():
+    fig = Figure()
+    ax = plot.plot_density(_params("full", 2), ax=fig.subplots(), filled=True)
+    sets = _contour_sets(ax)
+    assert [s.filled for s in sets].count(True) == 1 and len(sets) == 3
+    assert len(fig.axes) == 2                        # the axes and its colorbar
+    assert fig.axes[1].get_ylabel() == "mixture density"
+
+
+def test_plot_density_levels_zero_draws_no_component_contours():
+    ax = plot.plot_density(_params("full", 2), ax=_axes(), levels=0)
+    assert _contour_sets(ax) == []
+    assert "density contours" not in _legend_labels(ax)
+
+
+def test_plots_label_axes_with_feature_names():
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    names = ["alcohol", "malic acid", "ash"]
+    ax = plot.plot_density(_params("full", 3), X, features=(2, 0),
+                           feature_names=names, ax=_axes())
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("ash", "alcohol")
+    ax = plot.plot_data(X, features=(1, 2), feature_names=names, ax=_axes())
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("malic acid", "ash")
+    with pytest.raises(ValueError, match="feature_names"):
+        plot.plot_data(X, feature_names=names[:2], ax=_axes())
+
+
+def test_plot_log_likelihood_says_per_sample_or_plots_the_total():
+    trace = [-3.0, -2.5, -2.4]
+    ax = plot.plot_log_likelihood(trace, ax=_axes())
+    assert ax.get_ylabel() == "mean log-likelihood per sample"
+    ax = plot.plot_log_likelihood(trace, n_samples=500, ax=_axes())
+    assert ax.get_ylabel() == "total log-likelihood (500 samples)"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [-1500, -1250, -1200])
+    with pytest.raises(ValueError, match="n_samples"):
+        plot.plot_log_likelihood(trace, n_samples=0, ax=_axes())
+
+
+def test_integer_ticks_wherever_an_axis_counts():
+    ax = plot.plot_criterion([300.0, 250.0, 260.0, 270.0], [1, 2, 3, 4],
+                             ax=_axes())
+    ticks = ax.xaxis.get_major_locator().tick_values(1, 4)
+    assert np.all(ticks == np.round(ticks))
+    ax = plot.plot_log_likelihood([-3.0, -2.5, -2.4], ax=_axes())
+    ticks = ax.xaxis.get_major_locator().tick_values(1, 3)
+    assert np.all(ticks == np.round(ticks))
+
+
+def test_plot_criterion_rings_the_best_k_of_each_curve_and_skips_failures():
+    class Selection:  # what gmm.select returns, as far as the plot is concerned
+        criterion = np.array([[300.0, 250.0, 260.0], [310.0, np.inf, 240.0]])
+        n_components = (1, 2, 3)
+        covariance_types = ("full", "diag")
+
+    ax = plot.plot_criterion(Selection(), ax=_axes())
+    assert _legend_labels(ax) == ["full", "diag"]
+    assert ax.lines[1].get_xdata().tolist() == [1, 3]        # inf left out
+    rings = [c.get_offsets()[0].tolist() for c in ax.collections]
+    assert rings == [[2.0, 250.0], [3.0, 240.0]]
+    assert ax.get_xlabel() == "number of components K"
+
+
+@pytest.mark.slow
+def test_import_is_light_and_missing_matplotlib_names_the_extra(tmp_path):
+    # One fresh interpreter: `import gmm_jax` loads neither matplotlib nor
+    # scipy.optimize; without matplotlib, gmm.plot and the CLI's plotting
+    # say how to install it.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = """
+import sys
+import gmm_jax as gmm
+print(sorted(m for m in ("matplotlib", "scipy.optimize") if m in sys.modules))
+sys.modules["matplotlib"] = None          # as if it were not installed
+try:
+    gmm.plot
+except ImportError as e:
+    print("plot:", e)
+from gmm_jax.cli import main
+print("demo exit", main(["demo", "--out", "figures"]))
+"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(root), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "[]"
+    assert lines[1].startswith("plot: gmm_jax.plot needs matplotlib")
+    assert 'pip install "gmm-jax[plot]"' in lines[1]
+    assert lines[2] == "demo exit 2"
+    assert proc.stderr.strip().splitlines()[-1] == (
+        'gmm-jax demo: error: plotting needs matplotlib, which is not '
+        'installed: pip install "gmm-jax[plot]"')
