@@ -167,7 +167,7 @@ def _lloyd(X, w, centers, max_iter: int, tol, chunk_size, center, tuning: Tuning
     """
 
     def update(data, centers):
-        X, w, center, _ = data
+        X, w, center, _, active = data
 
         def chunk(Xc, wc, _):
             return _label_sums(Xc, wc, _nearest(Xc, centers, tuning, active), centers.shape[0], tuning)
@@ -184,7 +184,7 @@ def _lloyd(X, w, centers, max_iter: int, tol, chunk_size, center, tuning: Tuning
         new = update(data, centers)
         return new, jnp.sum((new - centers) ** 2), i + 1
 
-    data = (jax.lax.stop_gradient(X), w, center, tol)  # passed, not closed over: see _loops
+    data = (jax.lax.stop_gradient(X), w, center, tol, active)  # passed, not closed over: see _loops
     init = (centers, jnp.asarray(jnp.inf, X.dtype), jnp.zeros((), jnp.int32))
     centers, _, _ = _loops.while_loop(running, body, data, init)
     return centers

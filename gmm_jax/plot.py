@@ -48,6 +48,7 @@ __all__ = [
     "plot_density",
     "plot_label_comparison",
     "plot_log_likelihood",
+    "selection",
 ]
 
 
@@ -506,6 +507,41 @@ def plot_criterion(
     if labels is not None:
         ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
+    return ax
+
+
+def selection(result: Any, *, ax: Any = None, title: str | None = "Model selection") -> Any:
+    """mclust's BIC plot of a :func:`gmm_jax.select` result.
+
+    The criterion against K, one line per covariance type (the best K of
+    each ringed), and the chosen model marked with a star and named in the
+    legend.
+
+    Args:
+      result: a ``SelectionResult``.
+      ax: matplotlib Axes to draw on; a new figure is made when None.
+      title: axes title.
+
+    Returns:
+      The Axes drawn on.
+
+    Example:
+      >>> import jax, numpy as np, matplotlib.pyplot as plt, gmm_jax as gmm
+      >>> X = np.random.default_rng(0).normal(size=(200, 2))
+      >>> sel = gmm.select(jax.random.key(0), X, [1, 2, 3], covariance_types=("full", "diag"))
+      >>> ax = gmm.plot.selection(sel)
+      >>> len(ax.lines), ax.get_legend().get_texts()[-1].get_text()
+      (2, 'chosen: diag, K = 1')
+      >>> plt.close(ax.figure)
+    """
+    name = {"bic": "BIC", "aic": "AIC", "icl": "ICL"}.get(result.criterion_name, result.criterion_name)
+    ax = plot_criterion(result, ax=ax, ylabel=f"{name} (lower is better)", title=title)
+    t = int(result.best_type_index)
+    k = int(result.best_n_components)
+    j = int(np.flatnonzero(np.asarray(result.n_components) == k)[0])
+    ax.scatter([k], [float(np.asarray(result.criterion)[t, j])], marker="*", s=260, color="black", zorder=4,
+               label=f"chosen: {result.covariance_types[t]}, K = {k}")
+    ax.legend(loc="best", fontsize="small")
     return ax
 
 
