@@ -227,7 +227,48 @@ def _parser() -> argparse.ArgumentParser:
                      default=None, help="the two fitted features to plot, by "
                      "header name or position among the fitted features "
                      "(default: the first two)")
-    data = fit.add_argument_group("reading DATA")
+    _add_reading_options(fit)
+    fit.add_argument("--verbose", "-v", action="store_true",
+                     help="print the log-likelihood of every EM iteration")
+    fit.set_defaults(run=run_fit)
+
+    select = commands.add_parser(
+        "select", help="choose K and the covariance type by BIC (mclust's table)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Fit every number of components in --components with every\n"
+            "covariance type, print the criterion table (lower is better) and\n"
+            "the chosen model, save the chosen model and draw the table.\n"
+            "DATA is read as by 'gmm-jax fit'."))
+    select.add_argument("data", metavar="DATA", help="CSV/TSV/text, .npy or .npz file")
+    select.add_argument("--components", "-k", metavar="RANGE", type=_components, default=list(range(1, 11)),
+                        help="numbers of components: '1-10', '2,4,8' or '3' (default: 1-10)")
+    select.add_argument("--covariance-types", metavar="TYPE", nargs="+", choices=COVARIANCE_TYPES,
+                        default=list(COVARIANCE_TYPES), help="(default: all four)")
+    select.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic",
+                        help="(default: %(default)s)")
+    select.add_argument("--init", choices=INITS, default="kmeans", help="initialisation (default: %(default)s)")
+    select.add_argument("--n-init", metavar="R", type=_positive_int, default=1,
+                        help="restarts of every fit; the best is kept (default: %(default)s)")
+    select.add_argument("--max-iter", metavar="M", type=_max_iter, default=100,
+                        help="EM iterations at most, 1 to 1000000 (default: %(default)s)")
+    select.add_argument("--tol", type=_nonnegative_float, default=1e-3, help="(default: %(default)s)")
+    select.add_argument("--reg-covar", metavar="EPS", type=_nonnegative_float, default=1e-6,
+                        help="added to the covariance diagonal (default: %(default)s)")
+    select.add_argument("--seed", metavar="S", type=_seed, default=0,
+                        help="random seed, 0 to 4294967295 (default: %(default)s)")
+    select.add_argument("--out", metavar="PATH", default="model.npz",
+                        help="where to save the chosen model (default: %(default)s)")
+    select.add_argument("--plot", metavar="PNG", default="selection.png",
+                        help="the criterion plot (default: %(default)s)")
+    _add_reading_options(select)
+    select.set_defaults(run=run_select)
+    return parser
+
+
+def _add_reading_options(command) -> None:
+    """The options that say how to read DATA (shared by ``fit`` and ``select``)."""
+    data = command.add_argument_group("reading DATA")
     data.add_argument("--columns", metavar="COL", nargs="+", default=None,
                       help="the feature columns to fit, by header name or "
                       "0-based index (negative counts from the end); "
@@ -243,10 +284,6 @@ def _parser() -> argparse.ArgumentParser:
                       "any single character (default: detected)")
     data.add_argument("--key", metavar="NAME", default=None,
                       help="the array to fit in an .npz archive with several")
-    fit.add_argument("--verbose", "-v", action="store_true",
-                     help="print the log-likelihood of every EM iteration")
-    fit.set_defaults(run=run_fit)
-    return parser
 
 
 def _int(text: str) -> int:
@@ -262,6 +299,23 @@ def _int(text: str) -> int:
     if not math.isfinite(value) or value != int(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
     return int(value)
+
+
+def _components(text: str) -> list[int]:
+    """``'1-10'``, ``'2,4,8'`` or ``'3'`` as a list of positive ints."""
+    values = []
+    for part in text.split(","):
+        low, sep, high = part.strip().partition("-")
+        try:
+            start, stop = int(low), int(high) if sep else int(low)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a range like 1-10 or a list like 2,4,8") from None
+        if start < 1 or stop < start or stop > 10_000:
+            raise argparse.ArgumentTypeError(f"{part!r}: numbers of components go from 1 up (to at most 10000)")
+        values.extend(range(start, stop + 1))
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a number of components")
+    return values
 
 
 def _positive_int(text: str) -> int:
@@ -556,6 +610,68 @@ def run_fit(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as e:
             return _fail("fit", f"cannot write --plot {args.plot}: "
                          f"{_one_line(e)}")
+        print(f"Wrote plot to {args.plot}")
+    return EXIT_OK
+
+
+def run_select(args: argparse.Namespace) -> int:
+    """``gmm-jax select``: read, fit every (type, K), print the table and the choice, save, plot."""
+    _check_outputs(args)
+    table = read_table(args.data, delimiter=args.delimiter, columns=args.columns, label_column=args.label_column,
+                       skip_rows=args.skip_rows, key=args.key)
+    X, names = table.X, table.names
+    n_samples, n_features = X.shape
+    if n_samples < max(args.components):
+        raise DataError(f"{args.data}: {n_samples} sample(s) but --components goes up to {max(args.components)}; "
+                        "a mixture needs at least as many samples as components")
+
+    import jax
+
+    import gmm_jax as gmm
+
+    print(f"Read {args.data}: {n_samples} samples x {n_features} features")
+    for note in table.notes:
+        print(f"  {note}")
+    X = X.astype(jax.dtypes.canonicalize_dtype(np.float64))
+    types = list(dict.fromkeys(args.covariance_types))
+    try:
+        sel = gmm.select(jax.random.key(args.seed), X, args.components, covariance_types=types,
+                         criterion=args.criterion, init=args.init, n_init=args.n_init, max_iter=args.max_iter,
+                         tol=args.tol, reg_covar=args.reg_covar)
+    except (ValueError, TypeError) as e:
+        return _fail("select", _one_line(e))
+    values = np.asarray(sel.criterion)
+    name = args.criterion.upper()
+    width = max(11, *(len(t) for t in types))
+    print(f"{name} (lower is better; 'failed' where a fit broke down):")
+    print(f"  {'K':>4}  " + "  ".join(f"{t:>{width}}" for t in types))
+    for j, k in enumerate(args.components):
+        cells = [f"{v:>{width}.2f}" if np.isfinite(v) else f"{'failed':>{width}}" for v in values[:, j]]
+        print(f"  {k:>4}  " + "  ".join(cells))
+    chosen_k, chosen_type = int(sel.best_n_components), sel.best_covariance_type
+    print(f"Chosen: {chosen_k} component(s), {chosen_type} covariances ({name} {float(np.min(values)):.2f})")
+    params = sel.best.params
+    if table.labels is not None:
+        pred = np.asarray(gmm.predict(params, jax.numpy.asarray(X)))
+        accuracy, _ = gmm.metrics.clustering_accuracy(table.labels, pred)
+        print(f"  accuracy:       {100 * float(accuracy):.1f}% against {table.label_name} "
+              f"({len(table.classes)} classes, labels matched up to permutation)")
+    try:
+        gmm.save(args.out, params)
+    except OSError as e:
+        return _fail("select", f"cannot write --out {args.out}: {e.strerror or _one_line(e)}")
+    print(f"Saved the chosen model to {args.out} (read it back with gmm_jax.load)")
+    if args.plot:
+        from matplotlib.figure import Figure
+
+        from gmm_jax import plot
+
+        fig = Figure(figsize=(6.6, 4.8), layout="constrained")
+        plot.selection(sel, ax=fig.subplots(), title=f"{Path(args.data).name}: model selection")
+        try:
+            fig.savefig(args.plot, dpi=110)
+        except (OSError, ValueError) as e:
+            return _fail("select", f"cannot write --plot {args.plot}: {_one_line(e)}")
         print(f"Wrote plot to {args.plot}")
     return EXIT_OK
 

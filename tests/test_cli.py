@@ -524,3 +524,27 @@ def test_closed_output_pipe_ends_quietly_and_the_model_is_saved(
     assert proc.returncode == 0, err
     assert b"Traceback" not in err and b"BrokenPipe" not in err
     assert gmm.load(tmp_path / "m.npz").n_components == 2
+
+
+# --------------------------------------------------------------------------
+# gmm-jax select
+
+
+def test_select_prints_the_table_saves_the_chosen_model_and_draws_it(csv_file, tmp_path, capsys):
+    out_model, out_plot = tmp_path / "chosen.npz", tmp_path / "bic.png"
+    code, out, err = _run(["select", csv_file, "--components", "1-3", "--covariance-types", "full", "spherical",
+                           "--out", out_model, "--plot", out_plot], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "BIC (lower is better" in out and "full" in out and "spherical" in out
+    chosen = re.search(r"Chosen: (\d+) component\(s\), (\w+) covariances", out)
+    X = np.loadtxt(csv_file, delimiter=",", skiprows=1)
+    sel = gmm.select(jax.random.key(0), X, [1, 2, 3], covariance_types=("full", "spherical"))
+    assert (int(chosen.group(1)), chosen.group(2)) == (int(sel.best_n_components), sel.best_covariance_type) == (2, "spherical")
+    np.testing.assert_allclose(gmm.load(out_model).means, sel.best.params.means, rtol=1e-6)
+    assert out_plot.stat().st_size > 0
+
+
+@pytest.mark.parametrize("components", ["0-3", "3-1", "a-b", "1,1"])
+def test_select_refuses_a_bad_range_of_components(csv_file, capsys, components):
+    _assert_fails_with(["select", csv_file, "--components", components], capsys, "--components",
+                       prog="gmm-jax select")
