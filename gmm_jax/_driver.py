@@ -123,6 +123,7 @@ def check_warm_start(init_params, init_lower_bound, n_components, n_features, co
     """``(init_params as dtype or None, init_lower_bound as a scalar)``; the bound needs ``init_params``."""
     if init_params is not None:
         init_params = check_init_params(init_params, n_components, n_features, covariance_type).astype(dtype)
+        _validation.check_params_values(init_params, "init_params")
     if init_lower_bound is None:
         return init_params, jnp.asarray(-jnp.inf, dtype)
     if init_params is None:

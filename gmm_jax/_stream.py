@@ -120,8 +120,18 @@ class _Stream:
 
     def _batches(self, iterator, pass_index, check_rows=True):
         n_rows = 0
-        for index, batch in enumerate(iterator):
+        index = 0
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                break
+            except Exception as error:  # the user's source failed: say where
+                error.add_note(f"gmm_jax.fit_stream: raised by source() while reading batch {index} (0-based) of "
+                               f"pass {pass_index} (pass 0 is the initialisation pass without init_params).")
+                raise
             X, w = self._check_batch(batch, index, pass_index)
+            index += 1
             n_rows += X.shape[0]
             if X.shape[0]:
                 yield X, w
@@ -255,6 +265,10 @@ def fit_stream(
       ValueError: bad options, an empty stream, a batch with the wrong number
         of features (naming the batch), NaN/inf values, or a stream that
         changes length between passes.
+      Exception: whatever ``source()`` raises, with a note naming the pass
+        and the batch; from an EM pass it also carries ``last_params``, the
+        parameters after the last complete iteration, to resume from with
+        ``init_params=error.last_params``.
 
     Example:
       >>> import jax, numpy as np, gmm_jax as gmm
@@ -375,7 +389,14 @@ def _run_stream_em(stream, params, center, tol, reg_covar, options, mesh) -> Fit
         if bool(state.done):
             break
         start = time.perf_counter()
-        stats = _pass_statistics(stream, state.params, center, options, mesh)
+        try:
+            stats = _pass_statistics(stream, state.params, center, options, mesh)
+        except Exception as error:
+            # The parameters of the last complete pass, to resume from with init_params=.
+            error.last_params = _driver.centred(state.params, -center)
+            error.add_note(f"gmm_jax.fit_stream: the parameters after {int(state.n_iter)} complete EM "
+                           "iteration(s) are in this exception's last_params; resume with init_params=last_params.")
+            raise
         previous = float(state.log_likelihood)
         state, ll = _em_step(state, stats, tol, reg_covar, jnp.asarray(i, jnp.int32))
         if options.verbose:
