@@ -428,8 +428,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(
                 f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
             )
-        X, labels = gmm.sample(_jax_key(self.random_state), self.params_, int(n_samples))
-        return np.asarray(X), np.asarray(labels).astype(np.intp)
+        n_samples = int(n_samples)
+        # The number of draws is static in the compiled sampler: drawing the
+        # next power of two and keeping the first n_samples (still independent
+        # draws) compiles once per doubling, not once per n_samples.
+        n_draws = 1 << (n_samples - 1).bit_length()
+        X, labels = gmm.sample(_jax_key(self.random_state), self.params_, n_draws)
+        return np.asarray(X[:n_samples]), np.asarray(labels[:n_samples]).astype(np.intp)
 
     def _n_parameters(self):
         """Number of free parameters of the model (scikit-learn's private name)."""
