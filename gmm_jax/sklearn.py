@@ -429,10 +429,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
             )
         n_samples = int(n_samples)
-        # The number of draws is static in the compiled sampler: drawing the
-        # next power of two and keeping the first n_samples (still independent
-        # draws) compiles once per doubling, not once per n_samples.
-        n_draws = 1 << (n_samples - 1).bit_length()
+        # The number of draws is static in the compiled sampler: drawing at
+        # least 1,024 rows, or the next power of two, and keeping the first
+        # n_samples (still independent draws) compiles once for every small
+        # n_samples and once per doubling above, not once per n_samples.
+        n_draws = max(1024, 1 << (n_samples - 1).bit_length())
         X, labels = gmm.sample(_jax_key(self.random_state), self.params_, n_draws)
         return np.asarray(X[:n_samples]), np.asarray(labels[:n_samples]).astype(np.intp)
 
