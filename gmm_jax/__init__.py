@@ -47,11 +47,17 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module("gmm_jax.plot")
+    if name == "GaussianMixture":
+        # The scikit-learn estimator; scikit-learn is an optional dependency,
+        # imported only here (pip install "gmm-jax[sklearn]").
+        from gmm_jax.sklearn import GaussianMixture
+
+        return GaussianMixture
     raise AttributeError(f"module 'gmm_jax' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted({*globals(), "plot"})  # tab completion offers gmm.plot
+    return sorted({*globals(), "plot", "GaussianMixture"})  # tab completion offers the lazy names
 
 
 __all__ = [
