@@ -364,6 +364,21 @@ def precisions_cholesky_from_covariances(covariances, covariance_type):
     return covariance_model(covariance_type).factor_from_covariances(covariances)
 
 
+def precisions_cholesky_from_precisions(precisions, covariance_type):
+    """scikit-learn's factor ``U`` (upper-triangular, ``precision = U @ U.T``) from precisions.
+
+    For ``full``/``tied`` one Cholesky of the precision with its rows and
+    columns reversed: with ``J`` the reversal, ``J P J = L L^T`` gives
+    ``P = (J L J)(J L J)^T`` and ``J L J`` is upper-triangular. No inverse is
+    taken, so nothing is lost to the precision's condition number twice.
+    """
+    covariance_model(covariance_type)
+    if covariance_type in ("full", "tied"):
+        flipped = precisions[..., ::-1, ::-1]
+        return jnp.linalg.cholesky(flipped)[..., ::-1, ::-1]
+    return jnp.sqrt(precisions)
+
+
 def covariances_from_precisions_cholesky(precisions_cholesky, covariance_type):
     return covariance_model(covariance_type).covariances_from_factor(precisions_cholesky)
 

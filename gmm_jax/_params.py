@@ -139,7 +139,7 @@ class GMMParams:
         _validation.check_symmetric(precisions, covariance_type, "precisions", input_dtype=input_dtype)
         if covariance_type in ("diag", "spherical"):
             _validation.check_precisions_cholesky(precisions, covariance_type, "precisions")
-        precisions_cholesky = _precisions_cholesky_from_precisions(precisions, covariance_type)
+        precisions_cholesky = _covariance.precisions_cholesky_from_precisions(precisions, covariance_type)
         _validation.check_finite_factor(precisions_cholesky, "precisions")
         _validation.check_precisions_cholesky(precisions_cholesky, covariance_type)
         return cls(weights, means, precisions_cholesky, covariance_type)
@@ -220,20 +220,6 @@ jax.tree_util.register_dataclass(
     data_fields=["weights", "means", "precisions_cholesky"],
     meta_fields=["covariance_type"],
 )
-
-
-def _precisions_cholesky_from_precisions(precisions, covariance_type):
-    """scikit-learn's factor ``U`` (upper-triangular, ``precision = U @ U.T``) from precisions.
-
-    For ``full``/``tied`` one Cholesky of the precision with its rows and
-    columns reversed: with ``J`` the reversal, ``J P J = L L^T`` gives
-    ``P = (J L J)(J L J)^T`` and ``J L J`` is upper-triangular. No inverse is
-    taken, so nothing is lost to the precision's condition number twice.
-    """
-    if covariance_type in ("full", "tied"):
-        flipped = precisions[..., ::-1, ::-1]
-        return jnp.linalg.cholesky(flipped)[..., ::-1, ::-1]
-    return jnp.sqrt(precisions)
 
 
 def check_params(params, name: str = "params"):

@@ -38,6 +38,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 import gmm_jax as gmm
+from gmm_jax import _covariance
+from gmm_jax._driver import restart_keys
 
 __all__ = ["GaussianMixture"]
 
@@ -92,18 +94,6 @@ def _check_precisions(precisions, covariance_type, n_components, n_features):
     elif np.any(precisions <= 0.0):
         raise ValueError(f"'{covariance_type} precision' should be positive")
     return precisions
-
-
-def _precisions_cholesky(precisions, covariance_type):
-    """scikit-learn's ``precisions_cholesky_`` of given precision matrices (a conversion).
-
-    For matrices, the upper-triangular ``U`` with ``precision = U @ U.T``: the
-    lower Cholesky factor of the precision with rows and columns reversed,
-    reversed back.
-    """
-    if covariance_type in ("full", "tied"):
-        return np.linalg.cholesky(precisions[..., ::-1, ::-1])[..., ::-1, ::-1]
-    return np.sqrt(precisions)
 
 
 def _jax_key(random_state):
@@ -320,7 +310,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         # returns it) and replaces the given fields.
         start_options = {**options, "max_iter": 0}
         runs = []
-        for restart_key in jax.random.split(key, self.n_init) if self.n_init > 1 else [key]:
+        for restart_key in restart_keys(key, self.n_init):  # the engine's nested restarts
             start = gmm.fit(restart_key, X, self.n_components, **start_options).params
             changes = dict(weights=weights, means=means, precisions_cholesky=factor)
             start = start.replace(**{name: jax.numpy.asarray(v) for name, v in changes.items() if v is not None})
@@ -337,7 +327,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         factor = None
         if self.precisions_init is not None:
             precisions = _check_precisions(self.precisions_init, self.covariance_type, k, n_features)
-            factor = _precisions_cholesky(precisions.astype(dtype), self.covariance_type)
+            factor = np.asarray(_covariance.precisions_cholesky_from_precisions(precisions.astype(dtype),
+                                                                                self.covariance_type))
         return weights, means, factor
 
     def _store(self, result):

@@ -30,7 +30,7 @@ LAYERS = [
     {"_fit", "_stream", "_online", "_select"},
     {"distributed", "_io", "_sampling", "metrics"},
     {"__init__"},
-    {"plot", "examples.multiprocess_fit", "examples.__init__"},
+    {"plot", "sklearn", "examples.multiprocess_fit", "examples.__init__"},
     {"cli"},
     {"__main__"},
 ]

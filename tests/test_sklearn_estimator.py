@@ -42,18 +42,6 @@ from gmm_jax.sklearn import GaussianMixture  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# NEEDS CORE FIX (issue 16 item 2, in gmm.fit): the estimator calls
-# gmm.fit(..., init_lower_bound=...) and filters gmm.ConvergenceWarning, and
-# these tests rely on the fixed semantics: scikit-learn's test_warm_start,
-# test_convergence_detected_with_warm_start and test_monotonic_likelihood and
-# our test_warm_start_... on init_lower_bound; scikit-learn's
-# test_multiple_init and test_init on nested restarts (restart 0 of n_init=r
-# is the n_init=1 fit). Until gmm.ConvergenceWarning exists every fit here
-# fails, so the module is skipped; delete this marker once the fix has landed.
-pytestmark = pytest.mark.skipif(
-    not hasattr(gmm, "ConvergenceWarning"),
-    reason="needs core fix: gmm.ConvergenceWarning and gmm.fit(init_lower_bound=...) (issue 16 item 2)",
-)
 
 
 def blobs(n=200, n_features=2, seed=0, dtype=np.float64):
