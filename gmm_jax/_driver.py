@@ -111,6 +111,41 @@ def batch_layout(options: FitOptions, n_rows: int, n_features: int, n_devices: i
     return _rows.RowBlocks(n_devices, chunk) if n_devices > 1 else chunk
 
 
+# Rows are padded (with zero weight) up to a bucket so that a new N within a
+# bucket reuses the compiled fit: four buckets per doubling (at most 25%
+# padding), for data of up to this many rows (beyond, compiling is a small
+# part of a fit and padding would copy X).
+_BUCKET_MAX_ROWS = 2**16
+
+
+def bucket_size(n_rows: int) -> int:
+    """Rows of the bucket holding ``n_rows``: the next multiple of 2**(floor(log2(n - 1)) - 2), at least 8."""
+    if n_rows <= 8:
+        return 8
+    step = 2 ** max(int(np.floor(np.log2(n_rows - 1))) - 2, 0)
+    return -(-n_rows // step) * step
+
+
+def pad_to_bucket(X, w):
+    """``(X, w)`` padded with zero-weight copies of the last row up to :func:`bucket_size`.
+
+    Only for concrete, unsharded data of up to ``_BUCKET_MAX_ROWS`` rows
+    (tracers and sharded arrays keep their shape). Zero-weight rows change no
+    sum, no draw of the initialisations (inverse-CDF sampling ignores them,
+    random starts are keyed by row) and no result.
+    """
+    n = X.shape[0]
+    if not _validation.is_concrete(X) or n > _BUCKET_MAX_ROWS or not getattr(X, "is_fully_addressable", True):
+        return X, w
+    if len(getattr(X, "devices", lambda: [None])()) > 1:
+        return X, w
+    n_pad = bucket_size(n) - n
+    if n_pad == 0:
+        return X, w
+    return (jnp.concatenate([X, jnp.broadcast_to(X[-1:], (n_pad, X.shape[1]))]),
+            jnp.concatenate([w, jnp.zeros((n_pad,), w.dtype)]))  # fmt: skip
+
+
 def check_tolerances(tol, reg_covar, dtype):
     """``(tol, reg_covar)`` as traced scalars of ``dtype`` (checked when concrete)."""
     return (

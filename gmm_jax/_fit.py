@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gmm_jax import _driver, _sharding, _tuning, _validation
+from gmm_jax import _driver, _pass, _sharding, _tuning, _validation
 from gmm_jax._em import FitResult
 from gmm_jax._params import GMMParams
 
@@ -77,6 +77,13 @@ def fit(
         that bounds memory for large data. For ``X`` sharded along the rows,
         rows per chunk within each device's shard.
 
+    Compiling: the fit compiles once per shape of ``X`` and set of static
+    options. Up to 65,536 rows, ``X`` is padded inside ``fit`` with
+    zero-weight rows to one of four sizes per doubling, so a new number of
+    rows in the same size bucket reuses the compiled fit (the result is the
+    same: zero-weight rows change nothing). :func:`gmm_jax.enable_compilation_cache`
+    keeps compiled fits across Python sessions.
+
     Sharded data: ``X`` (and ``sample_weight``) may be a ``jax.Array`` split
     along the sample axis over a ``Mesh`` (see :mod:`gmm_jax.distributed`).
     Each device then works on its own rows, the parameters are replicated,
@@ -124,5 +131,9 @@ def fit(
     w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype)
     init_params, init_lower_bound = _driver.check_warm_start(
         init_params, init_lower_bound, options.n_components, n_features, covariance_type, X.dtype)  # fmt: skip
+    if n_blocks == 1 and chunk_size is None:  # a new N in the same bucket reuses the compiled fit
+        X, w = _driver.pad_to_bucket(X, w)
+        options = options._replace(chunk_size=_pass.chunk_rows(X.shape[0], options.n_components, n_features,
+                                                               covariance_type, tuning))  # fmt: skip
     result = _driver.fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options)
     return _driver.check_result(result, tol)

@@ -269,8 +269,11 @@ def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar
     shift = jnp.zeros((n_components, X.shape[1]), X.dtype)  # every mean starts near the data mean
 
     def responsibilities(Xc, wc, offset):
-        # Component-major draws: the first K' rows are those of a K'-component start.
-        u = jax.random.uniform(jax.random.fold_in(key, offset), (n_components, Xc.shape[0]), Xc.dtype)
+        # One draw per row, keyed by the row's index: the same start whatever
+        # the chunking, the device layout or zero-weight padding rows, and the
+        # first K' entries of a row are those of a K'-component start.
+        rows = offset + jnp.arange(Xc.shape[0], dtype=jnp.int32)
+        u = jax.vmap(lambda n: jax.random.uniform(jax.random.fold_in(key, n), (n_components,), Xc.dtype))(rows).T
         if active is not None:
             u = jnp.where(active[:, None], u, 0.0)
         return u / jnp.sum(u, axis=0, keepdims=True) * wc[None, :]

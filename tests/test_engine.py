@@ -186,3 +186,17 @@ def test_tuning_is_chosen_from_the_device_that_holds_the_data():
     X = jax.device_put(jnp.zeros((4, 2)), jax.devices("cpu")[0])
     assert _tuning.for_data(X) is _tuning.CPU
     assert _tuning.for_platform("gpu") is _tuning.ACCELERATOR
+
+
+def test_a_new_number_of_rows_in_the_same_bucket_does_not_recompile():
+    from gmm_jax import _driver
+
+    X = _data(7, 510)
+    first = gmm.fit(jax.random.key(0), X, 3, init="random")
+    before = _driver.fit_in_memory._cache_size()
+    again = gmm.fit(jax.random.key(0), X[:497], 3, init="random")  # 497 and 510 both pad to 512 rows
+    assert _driver.fit_in_memory._cache_size() == before
+    unpadded = gmm.fit(jax.random.key(0), X[:497], 3, init="random", chunk_size=497)  # no padding
+    _trees_equal(again, unpadded, rtol=1e-9)
+    assert _driver.bucket_size(497) == _driver.bucket_size(510) == 512 and _driver.bucket_size(513) == 640
+    assert first.params.n_components == 3
