@@ -27,6 +27,7 @@ from gmm_jax._online import fit_online
 from gmm_jax._params import COVARIANCE_TYPES, GMMParams
 from gmm_jax._sampling import sample
 from gmm_jax._stream import fit_stream
+from gmm_jax._unconstrained import UnconstrainedParams, from_unconstrained, to_unconstrained
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,7 @@ __all__ = [
     "FitResult",
     "GMMParams",
     "SufficientStatistics",
+    "UnconstrainedParams",
     "aic",
     "bic",
     "distributed",
@@ -57,6 +59,7 @@ __all__ = [
     "fit",
     "fit_online",
     "fit_stream",
+    "from_unconstrained",
     "kmeans",
     "load",
     "log_prob",
@@ -69,4 +72,5 @@ __all__ = [
     "sample",
     "save",
     "score",
+    "to_unconstrained",
 ]
