@@ -20,6 +20,7 @@ Example:
 from gmm_jax import distributed, metrics
 from gmm_jax._em import FitResult, SufficientStatistics, e_step, m_step
 from gmm_jax._fit import fit
+from gmm_jax._gradient import GradientFitResult, fit_gradient
 from gmm_jax._init import kmeans
 from gmm_jax._io import load, save
 from gmm_jax._likelihood import aic, bic, log_prob, n_parameters, predict, predict_proba, score
@@ -50,6 +51,7 @@ __all__ = [
     "COVARIANCE_TYPES",
     "FitResult",
     "GMMParams",
+    "GradientFitResult",
     "SufficientStatistics",
     "UnconstrainedParams",
     "aic",
@@ -57,6 +59,7 @@ __all__ = [
     "distributed",
     "e_step",
     "fit",
+    "fit_gradient",
     "fit_online",
     "fit_stream",
     "from_unconstrained",
