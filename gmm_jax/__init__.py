@@ -17,7 +17,7 @@ Example:
   True
 """
 
-from gmm_jax import distributed, metrics
+from gmm_jax import distributed, interop, metrics
 from gmm_jax._em import FitResult, SufficientStatistics, e_step, m_step
 from gmm_jax._fit import fit
 from gmm_jax._gradient import GradientFitResult, fit_gradient
@@ -63,6 +63,7 @@ __all__ = [
     "fit_online",
     "fit_stream",
     "from_unconstrained",
+    "interop",
     "kmeans",
     "load",
     "log_prob",
