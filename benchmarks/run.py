@@ -253,6 +253,55 @@ def case_e(s: Settings) -> dict:
     return out
 
 
+@case("g", "model selection: K = 1..10 x 4 covariance types, one gmm.select call vs a scikit-learn loop of fits")
+def case_g(s: Settings) -> dict:
+    import gmm_jax as gmm
+    from sklearn.mixture import GaussianMixture
+
+    size = _size(s, dict(n=100_000, d=8, k_max=10), dict(n=5_000, d=4, k_max=4))
+    rng = np.random.default_rng(4)
+    X = _libs.make_blobs(rng, size["n"], size["d"], 5)
+    X_dev = jax.block_until_ready(jnp.asarray(X))
+    ks = list(range(1, size["k_max"] + 1))
+    types = ("full", "tied", "diag", "spherical")
+    out = {"size": dict(size, covariance_types=list(types), options="defaults: init='kmeans', n_init=1, tol=1e-3"),
+           "libs": {}}
+
+    def ours():
+        return jax.block_until_ready(gmm.select(jax.random.key(0), X_dev, ks).criterion)
+
+    t0 = time.perf_counter()
+    ours()  # compiles one program per covariance type
+    compile_s = time.perf_counter() - t0
+    t, table = _libs.best_of(ours, max(1, min(s.repeats, 3)))
+    out["libs"]["gmm_jax"] = {"fit_s": t, "first_call_s": compile_s, "best_bic": float(np.min(table))}
+    print(f"    gmm_jax  {t:9.3f} s for the sweep (first call {compile_s:.1f} s)", flush=True)
+
+    def sklearn_loop():
+        return np.array([[GaussianMixture(k, covariance_type=c, random_state=0).fit(X).bic(X) for k in ks]
+                         for c in types])
+
+    t, sk_table = _libs.best_of(sklearn_loop, 1)
+    out["libs"]["sklearn"] = {"fit_s": t, "best_bic": float(np.min(sk_table))}
+    print(f"    sklearn  {t:9.3f} s for the sweep", flush=True)
+    out["libs"]["gmmx"] = {"skipped": "gmmx has no model selection and no tied type"}
+    out["cells_within_0.5_or_better"] = float(np.mean(np.asarray(table) <= sk_table + 0.5))
+    _ratios(out, "fit_s")
+    return out
+
+
+@case("latency", "first and second call of fit and select on the seed problem and on iris (fresh process)")
+def case_latency(s: Settings) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks._latency"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-2000:], "libs": {}}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name, row in result["calls"].items():
+        print(f"    {name:28s} first {row['first_s']:6.2f} s  second {row['second_s'] * 1e3:8.2f} ms", flush=True)
+    return {"libs": {}, **result}
+
+
 def _square_dot_time(flops: float, repeats: int) -> tuple[float, int]:
     """Best time of one float32 square ``jnp.dot`` doing ``flops`` FLOPs."""
     size = int(round((flops / 2) ** (1 / 3)))
@@ -331,6 +380,8 @@ TARGETS = {  # case -> (what, needed, measured value getter)
     "f": [("fraction of matmul speed", 0.4, lambda r: r.get("fraction_of_matmul_speed"))],
     "mem": [("peak / size of X (max)", -2, lambda r: r.get("peak_over_x"))],
     "mem_score": [("peak / (X + output) (max)", -1.5, lambda r: r.get("peak_over_x_plus_output"))],
+    "g": [("vs scikit-learn loop", 20, lambda r: r["speedup"].get("sklearn"))],
+    "latency": [("seed fit first call s (max)", -0.7, lambda r: r["calls"]["fit seed"]["compile_s"])],
 }
 
 

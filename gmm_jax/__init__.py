@@ -20,11 +20,12 @@ Example:
 
 from importlib import metadata as _metadata
 
-from gmm_jax import distributed, metrics
+from gmm_jax import distributed, interop, metrics
 from gmm_jax._cache import enable_compilation_cache
 from gmm_jax._driver import ConvergenceWarning
 from gmm_jax._em import FitResult, SufficientStatistics, e_step, m_step
 from gmm_jax._fit import fit
+from gmm_jax._gradient import GradientFitResult, fit_gradient
 from gmm_jax._init import kmeans
 from gmm_jax._io import load, save
 from gmm_jax._likelihood import aic, bic, log_prob, n_parameters, predict, predict_proba, score
@@ -33,6 +34,7 @@ from gmm_jax._params import COVARIANCE_TYPES, GMMParams
 from gmm_jax._sampling import sample
 from gmm_jax._select import SelectionResult, select
 from gmm_jax._stream import fit_stream
+from gmm_jax._unconstrained import UnconstrainedParams, from_unconstrained, to_unconstrained
 
 try:
     __version__ = _metadata.version("gmm-jax")
@@ -65,15 +67,20 @@ __all__ = [
     "ConvergenceWarning",
     "FitResult",
     "GMMParams",
+    "GradientFitResult",
     "SufficientStatistics",
+    "UnconstrainedParams",
     "aic",
     "bic",
     "distributed",
     "e_step",
     "enable_compilation_cache",
     "fit",
+    "fit_gradient",
     "fit_online",
     "fit_stream",
+    "from_unconstrained",
+    "interop",
     "kmeans",
     "load",
     "log_prob",
@@ -90,4 +97,5 @@ __all__ = [
     "score",
     "select",
     "SelectionResult",
+    "to_unconstrained",
 ]

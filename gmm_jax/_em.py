@@ -264,11 +264,26 @@ def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, ver
         return advance(state, update, data.tol, i)
 
     def scanned(params, data):
-        def step(state, i):
-            state = jax.lax.cond(state.done, lambda s, _: s, lambda s, i: iterate(data, s, i), state, i)
-            return state, state.log_likelihood
+        # The trace is carried, not stacked as the scan's output: under vmap a
+        # carry is batched on axis 0 like `looped`'s outputs, and custom_jvp
+        # needs the primal function and its jvp to agree on that (a stacked
+        # output is batched on axis 1: the tangents of the trace came out
+        # transposed, and jax.grad of a fit with n_init > 1 failed).
+        def step(loop, i):
+            state, trace = loop
+            # A select, not lax.cond(state.done, ...): under vmap (restarts,
+            # batched fits) a cond with a batched predicate becomes a select
+            # whose stop_gradient lands on the tangents once custom_jvp batches
+            # this rule, and stop_gradient has no transpose. Finished members
+            # iterate on stop_gradient-ed inputs, so their NaN cannot leak into
+            # the derivative.
+            frozen = jax.tree_util.tree_map(lambda x: jnp.where(state.done, jax.lax.stop_gradient(x), x), (data, state))
+            new = iterate(*frozen, i)
+            state = jax.tree_util.tree_map(lambda a, b: jnp.where(state.done, a, b), state, new)
+            return (state, trace.at[i].set(state.log_likelihood)), None
 
-        return jax.lax.scan(step, start_state(params, data.init_lower_bound), jnp.arange(max_iter, dtype=jnp.int32))
+        init = (start_state(params, data.init_lower_bound), jnp.zeros((max_iter,), dtype))
+        return jax.lax.scan(step, init, jnp.arange(max_iter, dtype=jnp.int32))[0]
 
     def looped(params, data):
         def running(data, loop):

@@ -184,8 +184,15 @@ def _lloyd(X, w, centers, max_iter: int, tol, chunk_size, center, tuning: Tuning
         new = update(data, centers)
         return new, jnp.sum((new - centers) ** 2), i + 1
 
-    data = (jax.lax.stop_gradient(X), w, center, tol, active)  # passed, not closed over: see _loops
-    init = (centers, jnp.asarray(jnp.inf, X.dtype), jnp.zeros((), jnp.int32))
+    # The iterations only decide which rows go with which centre, so they
+    # carry no derivative: every input is cut from the tangents. (A tangent
+    # reaching _loops.while_loop would meet its custom_vmap rule, which has
+    # no linearisation: jax.grad failed with "Linearization failed ..." and
+    # jax.jacfwd saw batched primal outputs.) Derivatives of what is built
+    # from the labels (the starting M-step, `_kmeans`'s centres) come from
+    # the labelled data, with the labels held fixed.
+    data = jax.lax.stop_gradient((X, w, center, tol, active))  # passed, not closed over: see _loops
+    init = (jax.lax.stop_gradient(centers), jnp.asarray(jnp.inf, X.dtype), jnp.zeros((), jnp.int32))
     centers, _, _ = _loops.while_loop(running, body, data, init)
     return centers
 
@@ -201,15 +208,45 @@ def _kmeans_tolerance(X, w, tol, center, chunk_size):
     return tol * jnp.mean(sq) / jnp.sum(w)
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5))
+def _as_label_means(X, w, centers, center, chunk_size, tuning):
+    """``centers`` (centred at ``center``), differentiated as the means of the rows nearest to them.
+
+    At a fixed point of Lloyd's iteration each centre is the weighted mean of
+    its rows, and small changes of ``X`` or ``w`` do not change which rows
+    those are, so that mean's derivative (labels fixed) is the derivative of
+    the converged centres. The value is ``centers`` itself: no extra pass
+    unless a derivative is asked for.
+    """
+    return centers
+
+
+@_as_label_means.defjvp
+def _as_label_means_jvp(chunk_size, tuning, primals, tangents):
+    X, w, centers, center = primals
+    dX, dw, _, _ = tangents  # centers and center only place the labels
+
+    def label_means(X, w):
+        def chunk(Xc, wc, _):
+            return _label_sums(Xc, wc, _nearest(Xc, centers, tuning), centers.shape[0], tuning)
+
+        counts, sums = _rows.sum_over_rows(chunk, X, w, chunk_size, center)
+        # An empty cluster keeps its centre: no rows, no derivative.
+        return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1e-30)[:, None], centers)
+
+    _, d_centers = jax.jvp(label_means, (X, w), (dX, dw))
+    return centers, d_centers
+
+
 @functools.partial(jax.jit, static_argnames=("n_clusters", "max_iter", "chunk_size", "tuning"))
 @float32_matmuls
 def _kmeans(key, X, w, tol, n_clusters, max_iter, chunk_size, tuning):
-    center = weighted_mean(X, w)
+    center = jax.lax.stop_gradient(weighted_mean(X, w))
     centers = kmeans_plusplus(key, X, w, n_clusters, chunk_size, tuning) - center[None]
     tol = _kmeans_tolerance(X, w, tol, center, chunk_size)
     centers = _lloyd(X, w, centers, max_iter, tol, chunk_size, center, tuning)
     labels = _rows.map_over_rows(lambda Xc: _nearest(Xc, centers, tuning), X, chunk_size, center)
-    return centers + center[None], labels
+    return _as_label_means(X, w, centers, center, chunk_size, tuning) + center[None], labels
 
 
 def kmeans(key, X, n_clusters: int, *, sample_weight=None, max_iter: int = 300, tol: float = 1e-4):
@@ -226,6 +263,12 @@ def kmeans(key, X, n_clusters: int, *, sample_weight=None, max_iter: int = 300, 
 
     Returns:
       ``(centers (n_clusters, n_features), labels (n_samples,))``.
+
+    Derivatives (``jax.grad``, ``jax.jacfwd``) of the centres with respect to
+    ``X`` and ``sample_weight`` are those of the weighted mean of the rows
+    assigned to each centre, with the assignment held fixed: the derivative
+    of the converged clustering wherever no row is on the boundary between
+    two clusters. The seeding and the assignments carry no derivative.
 
     Example:
       >>> import jax, jax.numpy as jnp, gmm_jax as gmm

@@ -18,8 +18,13 @@ rather than batch size x the largest.
 Shapes stay static (each phase has a fixed capacity), so everything compiles
 once. Values the loop reads but never changes are passed as ``operands``
 rather than closed over: a batching rule needs to see every batched input.
-``while_loop`` is not reverse-differentiable (neither is ``lax.while_loop``);
-``_em`` pairs it with a ``lax.scan`` form for derivatives.
+``while_loop`` is not reverse-differentiable (neither is ``lax.while_loop``),
+and no tangent may reach it at all: ``custom_vmap`` has no linearisation
+rule ("Linearization failed to produce known values ..." under ``jax.grad``)
+and, under ``jax.jacfwd``, marks primal outputs batched. Callers keep it out
+of derivatives: ``_em`` wraps it in a ``custom_jvp`` whose rule is a
+``lax.scan`` form of the same iterations, and ``_init``'s Lloyd iterations
+(discrete: they only choose labels) ``stop_gradient`` every input.
 """
 
 from __future__ import annotations

@@ -60,8 +60,12 @@ def rows_like(X, w):
         n, dtype = X.shape[0], X.dtype
         # Each process fills only its own shards: works on one host and across hosts.
         return jax.make_array_from_callback((n,), sharding, lambda index: np.ones(len(range(n)[index[0]]), dtype))
-    if isinstance(w, jax.Array) and not w.is_fully_addressable:
+    # A tracer (weights being differentiated, or traced by jit) has no
+    # concrete placement to inspect; device_put of it places it (or, under
+    # jit, constrains it) like the rows.
+    concrete = isinstance(w, jax.Array) and not isinstance(w, jax.core.Tracer)
+    if concrete and not w.is_fully_addressable:
         return w
-    if isinstance(w, jax.Array) and w.sharding.is_equivalent_to(sharding, 1):
+    if concrete and w.sharding.is_equivalent_to(sharding, 1):
         return w
     return jax.device_put(jnp.asarray(w), sharding)
