@@ -224,3 +224,41 @@ def test_grad_through_a_fit_on_data_sharded_over_four_devices_equals_one_device(
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["x"] < 1e-10 and out["w"] < 1e-10 and out["jit"] < 1e-10, out
     assert "data" in out["w_spec"], out  # the weights' gradient stays split like the rows
+
+
+def _converged_loss(mode, covariance_type, max_iter=300):
+    X = jnp.asarray(two_clusters())
+    start = gmm.fit(KEY, X, 2, covariance_type=covariance_type, max_iter=0).params
+
+    def loss(X):
+        # tol=0: exactly max_iter iterations, so the unrolled derivative has
+        # converged too (its transient decays like the EM rate to the power n_iter).
+        p = gmm.fit(KEY, X, 2, covariance_type=covariance_type, init_params=start, max_iter=max_iter, tol=0.0,
+                    differentiate=mode).params
+        return jnp.sum(p.means ** 2) + jnp.sum(p.covariances) + p.weights[0]
+
+    return loss, X
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_implicit_derivative_equals_the_unrolled_one_at_convergence(covariance_type):
+    unrolled, X = _converged_loss("unrolled", covariance_type)
+    implicit, _ = _converged_loss("implicit", covariance_type)
+    g_unrolled, g_implicit = jax.grad(unrolled)(X), jax.grad(implicit)(X)
+    np.testing.assert_allclose(g_implicit, g_unrolled, rtol=1e-5, atol=1e-7 * float(jnp.max(jnp.abs(g_unrolled))))
+
+
+def test_implicit_derivative_memory_does_not_grow_with_max_iter():
+    def temp_bytes(mode, max_iter):
+        loss, X = _converged_loss(mode, "full", max_iter)
+        return jax.jit(jax.grad(loss)).lower(X).compile().memory_analysis().temp_size_in_bytes
+
+    implicit = [temp_bytes("implicit", m) for m in (20, 400)]
+    unrolled = [temp_bytes("unrolled", m) for m in (20, 400)]
+    assert implicit[0] == implicit[1]
+    assert unrolled[1] > 5 * unrolled[0]  # the unrolled tape grows with the iterations
+
+
+def test_implicit_mode_is_checked():
+    with pytest.raises(ValueError, match="differentiate must be one of"):
+        gmm.fit(KEY, two_clusters(), 2, differentiate="adjoint")
