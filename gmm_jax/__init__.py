@@ -29,6 +29,7 @@ from gmm_jax._gradient import GradientFitResult, fit_gradient
 from gmm_jax._init import kmeans
 from gmm_jax._io import load, save
 from gmm_jax._likelihood import aic, bic, log_prob, n_parameters, predict, predict_proba, score
+from gmm_jax._missing import impute
 from gmm_jax._online import OnlineFitResult, OnlineState, fit_online
 from gmm_jax._params import COVARIANCE_TYPES, GMMParams
 from gmm_jax._sampling import sample
@@ -79,6 +80,7 @@ __all__ = [
     "fit_gradient",
     "fit_online",
     "fit_stream",
+    "impute",
     "from_unconstrained",
     "interop",
     "kmeans",

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_jax import _em, _init, _pass, _rows, _validation
+from gmm_jax import _em, _init, _missing, _pass, _rows, _validation
 from gmm_jax._em import EMData, FitResult
 from gmm_jax._params import GMMParams, check_init_params
 from gmm_jax._precision import float32_matmuls
@@ -66,6 +66,7 @@ class FitOptions(NamedTuple):
     verbose: bool
     tuning: Tuning
     differentiate: str = "unrolled"  # "unrolled" | "implicit": how a fit's derivatives are formed
+    n_slots: int | None = None  # missing data: at most this many NaN per row (_missing); None: complete data
 
 
 DIFFERENTIATE = ("unrolled", "implicit")
@@ -73,7 +74,7 @@ DIFFERENTIATE = ("unrolled", "implicit")
 
 def fit_options(
     *, n_samples, n_features, n_components, covariance_type, init, n_init, max_iter, verbose, chunk_size, tuning,
-    n_blocks=1, differentiate="unrolled",
+    n_blocks=1, differentiate="unrolled", n_slots=None,
 ) -> FitOptions:  # fmt: skip
     """Validates the static options of any fit.
 
@@ -95,13 +96,17 @@ def fit_options(
     verbose = _validation.check_verbose(verbose)
     if chunk_size is not None:
         chunk_size = _validation.check_int(chunk_size, "chunk_size", 1)
+    elif n_samples is not None and n_slots is not None:
+        chunk_size = _missing.missing_chunk_size(n_samples // n_blocks, n_components, n_features, covariance_type,
+                                                 n_slots, tuning)  # fmt: skip
     elif n_samples is not None:
         chunk_size = _pass.chunk_rows(n_samples // n_blocks, n_components, n_features, covariance_type, tuning)
     if n_blocks > 1:
         chunk_size = _rows.RowBlocks(n_blocks, chunk_size)
     if differentiate not in DIFFERENTIATE:
         raise ValueError(f"differentiate must be one of {DIFFERENTIATE}, got {differentiate!r}.")
-    return FitOptions(n_components, covariance_type, init, n_init, max_iter, chunk_size, verbose, tuning, differentiate)
+    return FitOptions(n_components, covariance_type, init, n_init, max_iter, chunk_size, verbose, tuning, differentiate,
+                      n_slots)  # fmt: skip
 
 
 def batch_layout(options: FitOptions, n_rows: int, n_features: int, n_devices: int = 1):
@@ -231,16 +236,19 @@ def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, optio
     a fit with ``n_active`` components (model selection).
     """
     active = None if n_active is None else jnp.arange(options.n_components) < n_active
+    # Missing data: the start is computed on the rows with each NaN replaced
+    # by its column's observed mean (_missing.initial_data), then EM is exact.
+    X_init = X if options.n_slots is None else _missing.initial_data(X, center)
 
     def single(key, restart):
         if init_params is None:
-            start = _init.initialize(key, X, w, options.n_components, options.covariance_type, options.init,
+            start = _init.initialize(key, X_init, w, options.n_components, options.covariance_type, options.init,
                                      reg_covar, options.chunk_size, center, options.tuning, n_active)  # fmt: skip
         else:
             start = centred(init_params, center)
         data = EMData(X, w, tol, reg_covar, center, init_lower_bound, restart, active)
         return _em.run_em(start, data, max_iter=options.max_iter, chunk_size=options.chunk_size,
-                          tuning=options.tuning, verbose=options.verbose)  # fmt: skip
+                          tuning=options.tuning, verbose=options.verbose, n_slots=options.n_slots)  # fmt: skip
 
     if options.n_init == 1:
         result = single(key, jnp.zeros((), jnp.int32))
@@ -255,11 +263,24 @@ def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, optio
     return result._replace(status=status)
 
 
+def data_center(X, w, options: FitOptions):
+    """The working origin of a fit: the weighted data mean (of the observed entries, with missing data)."""
+    if options.n_slots is None:
+        return jax.lax.stop_gradient(_init.weighted_mean(X, w))
+    return jax.lax.stop_gradient(_missing.observed_mean(X, w))
+
+
+def fit_weights(X, w, options: FitOptions):
+    """The weights EM uses: rows with nothing observed carry no information (missing data)."""
+    return w if options.n_slots is None else _missing.informative_weights(X, w)
+
+
 @functools.partial(jax.jit, static_argnames=("options",))
 @float32_matmuls
 def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions) -> FitResult:
     """The compiled fit of rows held in memory (one device or sharded): initialise, EM, restarts."""
-    center = jax.lax.stop_gradient(_init.weighted_mean(X, w))
+    w = fit_weights(X, w, options)
+    center = data_center(X, w, options)
     if options.differentiate == "unrolled":
         result = fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, options, center)
         return uncentred(result, center)
@@ -268,7 +289,7 @@ def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, opti
     X_, w_, reg_, init_ = jax.lax.stop_gradient((X, w, reg_covar, init_params))
     result = fit_restarts(key, X_, w_, init_, tol, reg_, init_lower_bound, options, center)
     params = _em.implicit_fixed_point(result.params, X, w, reg_covar, center, chunk_size=options.chunk_size,
-                                      tuning=options.tuning)  # fmt: skip
+                                      tuning=options.tuning, n_slots=options.n_slots)  # fmt: skip
     return uncentred(result._replace(params=params), center)
 
 

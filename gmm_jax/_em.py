@@ -17,8 +17,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _covariance, _loops, _pass, _tuning, _validation
-from gmm_jax._likelihood import layout
+from gmm_jax import _covariance, _loops, _missing, _pass, _tuning, _validation
+from gmm_jax._likelihood import layout, scores
 from gmm_jax._params import GMMParams, check_params_and_data
 from gmm_jax._pass import SufficientStatistics
 from gmm_jax._precision import float32_matmuls
@@ -152,6 +152,19 @@ def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
+def statistics(params: GMMParams, X, w, chunk_size, center, tuning, n_slots=None) -> SufficientStatistics:
+    """One E-step pass: the fused pass, or (``n_slots`` not None) its missing-data variant.
+
+    ``n_slots`` (static) bounds the NaN entries per row of data with missing
+    values (``_missing``); ``None`` for complete data.
+    """
+    if n_slots is None:
+        return _pass.accumulate_statistics(params, X, w, chunk_size, center, tuning)
+    model = _missing.missing_model(params.covariance_type, n_slots)
+    return SufficientStatistics(*_missing.accumulate_sums(
+        model, params.means, params.precisions_cholesky, params.weights, X, w, chunk_size, center))  # fmt: skip
+
+
 class Update(NamedTuple):
     """One EM update from the statistics of the current parameters."""
 
@@ -243,7 +256,7 @@ class EMData(NamedTuple):
     active: jax.Array | None = None  # (K,) bool: components in use (model selection), None: all
 
 
-def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, verbose=False) -> FitResult:
+def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, verbose=False, n_slots=None) -> FitResult:
     """EM from ``params`` (centred at ``data.center``) for at most ``max_iter`` iterations (traceable).
 
     The loop is a ``while_loop`` that stops at convergence, under ``vmap``
@@ -256,7 +269,7 @@ def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, ver
     dtype = data.X.dtype
 
     def iterate(data, state, i):
-        stats = _pass.accumulate_statistics(state.params, data.X, data.w, chunk_size, data.center, tuning)
+        stats = statistics(state.params, data.X, data.w, chunk_size, data.center, tuning, n_slots)
         update = em_update(stats, state.params, data.reg_covar, data.active)
         if verbose:
             change = update.log_likelihood - state.log_likelihood
@@ -310,7 +323,7 @@ def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, ver
 
     if max_iter == 0:
         state, trace = start_state(params, data.init_lower_bound), jnp.zeros((0,), dtype)
-        stats = _pass.accumulate_statistics(params, data.X, data.w, chunk_size, data.center, tuning)
+        stats = statistics(params, data.X, data.w, chunk_size, data.center, tuning, n_slots)
         lower_bound = stats.log_likelihood / stats.weight_sum
     else:
         state, trace = em(params, data)
@@ -322,9 +335,9 @@ def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, ver
 # Implicit differentiation at the converged point.
 
 
-def em_map(params: GMMParams, X, w, reg_covar, center, chunk_size, tuning, active=None) -> GMMParams:
+def em_map(params: GMMParams, X, w, reg_covar, center, chunk_size, tuning, active=None, n_slots=None) -> GMMParams:
     """``T(params)``: one EM iteration as a function (a converged fit is a fixed point ``T(p) = p``)."""
-    stats = _pass.accumulate_statistics(params, X, w, chunk_size, center, tuning)
+    stats = statistics(params, X, w, chunk_size, center, tuning, n_slots)
     return em_update(stats, params, reg_covar, active).params
 
 
@@ -332,7 +345,7 @@ def _tree_sub(a, b):
     return jax.tree_util.tree_map(jnp.subtract, a, b)
 
 
-def implicit_fixed_point(params: GMMParams, X, w, reg_covar, center, *, chunk_size, tuning, active=None):
+def implicit_fixed_point(params: GMMParams, X, w, reg_covar, center, *, chunk_size, tuning, active=None, n_slots=None):
     """``params`` (a fixed point of the EM map), whose reverse-mode derivative is the implicit one.
 
     At a fixed point ``p* = T(p*, theta)`` of the EM map, with ``theta`` the
@@ -347,7 +360,7 @@ def implicit_fixed_point(params: GMMParams, X, w, reg_covar, center, *, chunk_si
     """
 
     def step(p, X, w, reg_covar, center):
-        return em_map(p, X, w, reg_covar, center, chunk_size, tuning, active)
+        return em_map(p, X, w, reg_covar, center, chunk_size, tuning, active, n_slots)
 
     @jax.custom_vjp
     def fixed(p, X, w, reg_covar, center):
@@ -385,13 +398,17 @@ def _e_step(params, X, w, chunk_size, tuning):
     return mean_ll, log_resp
 
 
-def e_step(params: GMMParams, X, sample_weight=None):
+def e_step(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise"):
     """The E-step: mean log-likelihood and log responsibilities.
 
     Args:
       params: current mixture.
       X: ``(n_samples, n_features)``.
       sample_weight: optional ``(n_samples,)`` non-negative weights.
+      nan_policy: ``"raise"`` (default) rejects NaN; ``"marginalize"``
+        treats NaN entries as missing: densities and responsibilities use
+        each row's observed entries, and the mean is over the rows with at
+        least one observed entry.
 
     Returns:
       ``(mean_log_likelihood (), log_resp (n_samples, n_components))``; the
@@ -405,8 +422,12 @@ def e_step(params: GMMParams, X, sample_weight=None):
       >>> jnp.exp(log_resp).sum(axis=1).round(6).tolist()
       [1.0, 1.0]
     """
-    X = check_params_and_data(params, X)
+    X = check_params_and_data(params, X, nan_policy=nan_policy)
     w = _validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    if nan_policy == "marginalize":
+        log_resp, log_norm = scores(params, X, "log_resp_and_log_prob", nan_policy)
+        w = _missing.informative_weights(X, w)
+        return jnp.sum(jnp.where(w > 0, w * log_norm, 0.0)) / jnp.sum(w), log_resp
     tuning = _tuning.for_data(X)
     return _e_step(params.astype(X.dtype), X, w, layout(params, X, tuning), tuning)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gmm_jax import _driver, _pass, _sharding, _tuning, _validation
+from gmm_jax import _driver, _missing, _pass, _sharding, _tuning, _validation
 from gmm_jax._em import FitResult
 from gmm_jax._params import GMMParams
 
@@ -26,6 +26,7 @@ def fit(
     chunk_size: int | None = None,
     init_lower_bound=None,
     differentiate: str = "unrolled",
+    nan_policy: str = "raise",
 ) -> FitResult:
     """Fits a Gaussian mixture to ``X`` by expectation-maximisation.
 
@@ -73,6 +74,15 @@ def fit(
         the EM map at the returned parameters, so memory does not grow with
         ``max_iter``; equal to the unrolled derivative at convergence. Only
         ``params`` carry derivatives then (not the trace).
+      nan_policy: ``"raise"`` (default): NaN in ``X`` is an error.
+        ``"marginalize"``: NaN entries are missing at random and EM is the
+        exact missing-data EM (observed-entry densities in the E-step,
+        conditional means and covariances in the M-step; see
+        ``gmm_jax._missing``). Rows with nothing observed carry no
+        information and are ignored; ``log_likelihood`` is the mean
+        observed-data log-likelihood of the other rows. The start (``init``)
+        is computed on the data with each NaN replaced by its column's
+        observed mean. inf is an error under both policies.
       chunk_size: rows per chunk in each pass (static); default chooses a size
         that bounds memory for large data. For ``X`` sharded along the rows,
         rows per chunk within each device's shard.
@@ -116,8 +126,14 @@ def fit(
       (True, [0.5, 0.5])
     """
     _validation.check_key(key)
-    X = _validation.check_data(X)
+    X = _validation.check_data(X, nan_policy=nan_policy)
     n_samples, n_features = X.shape
+    n_slots = None
+    if nan_policy == "marginalize":
+        _validation.check_observed_features(X)
+        _validation.check_covariance_type(covariance_type)
+        # A static bound on the NaN entries per row (D under a transformation).
+        n_slots = _missing.max_missing(X) if covariance_type in ("full", "tied") else 0
     tuning = _tuning.for_data(X)
     # Row-sharded X (one block of rows per device): weights are split the same
     # way and chunking stays within each device's block, so no device gathers X.
@@ -125,13 +141,13 @@ def fit(
     options = _driver.fit_options(
         n_samples=n_samples, n_features=n_features, n_components=n_components, covariance_type=covariance_type,
         init=init, n_init=n_init, max_iter=max_iter, verbose=verbose, chunk_size=chunk_size, tuning=tuning,
-        n_blocks=n_blocks, differentiate=differentiate,
+        n_blocks=n_blocks, differentiate=differentiate, n_slots=n_slots,
     )  # fmt: skip
     tol, reg_covar = _driver.check_tolerances(tol, reg_covar, X.dtype)
     w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype)
     init_params, init_lower_bound = _driver.check_warm_start(
         init_params, init_lower_bound, options.n_components, n_features, covariance_type, X.dtype)  # fmt: skip
-    if n_blocks == 1 and chunk_size is None:  # a new N in the same bucket reuses the compiled fit
+    if n_blocks == 1 and chunk_size is None and n_slots is None:  # a new N in the same bucket reuses the compiled fit
         X, w = _driver.pad_to_bucket(X, w)
         options = options._replace(chunk_size=_pass.chunk_rows(X.shape[0], options.n_components, n_features,
                                                                covariance_type, tuning))  # fmt: skip

@@ -16,7 +16,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _covariance, _pass, _rows, _sharding, _tuning, _validation
+from gmm_jax import _covariance, _missing, _pass, _rows, _sharding, _tuning, _validation
 from gmm_jax._params import GMMParams, check_params, check_params_and_data
 from gmm_jax._precision import float32_matmuls
 
@@ -38,18 +38,33 @@ def _scores(params, X, what, chunk_size, tuning):
     return _pass.map_scores(params.replace(means=params.means - center[None, :]), X, what, chunk_size, center, tuning)
 
 
-def scores(params: GMMParams, X, what: str):
-    """``_pass.map_scores`` of validated ``params`` and ``X`` (an array of their dtype), compiled."""
+def scores(params: GMMParams, X, what: str, nan_policy: str = "raise"):
+    """``_pass.map_scores`` of validated ``params`` and ``X`` (an array of their dtype), compiled.
+
+    ``nan_policy="marginalize"``: through the missing-data pass (``_missing``),
+    whose densities are those of each row's observed entries.
+    """
+    if nan_policy == "marginalize":
+        n_slots, chunk_size = _missing.scoring_options(params, X)
+        log_resp, log_norm = _missing.log_resp_and_norm(params.astype(X.dtype), X, n_slots=n_slots, chunk_size=chunk_size)
+        return {"log_prob": log_norm, "proba": jnp.exp(log_resp), "log_resp": log_resp,
+                "labels": jnp.argmax(log_resp, axis=1).astype(jnp.int32),
+                "log_resp_and_log_prob": (log_resp, log_norm)}[what]  # fmt: skip
     tuning = _tuning.for_data(X)
     return _scores(params.astype(X.dtype), X, what, layout(params, X, tuning), tuning)
 
 
-def log_prob(params: GMMParams, X) -> jax.Array:
+def log_prob(params: GMMParams, X, nan_policy: str = "raise") -> jax.Array:
     """Log density of each sample under the mixture (scikit-learn's ``score_samples``).
 
     Args:
       params: the mixture.
       X: ``(n_samples, n_features)`` data.
+      nan_policy: ``"raise"`` (default) rejects NaN; ``"marginalize"``
+        treats NaN entries as missing at random: each row's log density is
+        the marginal log density of its observed entries (0 for a row with
+        nothing observed: observing nothing has probability 1). The same
+        option, with the same meaning, is on every scoring function.
 
     Returns:
       ``(n_samples,)`` log densities.
@@ -61,11 +76,11 @@ def log_prob(params: GMMParams, X) -> jax.Array:
       >>> round(float(gmm.log_prob(p, jnp.zeros((1, 2)))[0]), 6)  # -log(2 pi)
       -1.837877
     """
-    X = check_params_and_data(params, X)
-    return scores(params, X, "log_prob")
+    X = check_params_and_data(params, X, nan_policy=nan_policy)
+    return scores(params, X, "log_prob", nan_policy)
 
 
-def predict_proba(params: GMMParams, X) -> jax.Array:
+def predict_proba(params: GMMParams, X, nan_policy: str = "raise") -> jax.Array:
     """Posterior probability of each component for each sample: ``(n_samples, n_components)``.
 
     Example:
@@ -75,11 +90,11 @@ def predict_proba(params: GMMParams, X) -> jax.Array:
       >>> gmm.predict_proba(p, jnp.array([[-5.0], [0.0]])).round(3).tolist()
       [[1.0, 0.0], [0.5, 0.5]]
     """
-    X = check_params_and_data(params, X)
-    return scores(params, X, "proba")
+    X = check_params_and_data(params, X, nan_policy=nan_policy)
+    return scores(params, X, "proba", nan_policy)
 
 
-def predict(params: GMMParams, X) -> jax.Array:
+def predict(params: GMMParams, X, nan_policy: str = "raise") -> jax.Array:
     """Most probable component of each sample: ``(n_samples,)`` integer labels.
 
     Example:
@@ -89,17 +104,22 @@ def predict(params: GMMParams, X) -> jax.Array:
       >>> gmm.predict(p, jnp.array([[-4.0], [6.0]])).tolist()
       [0, 1]
     """
-    X = check_params_and_data(params, X)
-    return scores(params, X, "labels")
+    X = check_params_and_data(params, X, nan_policy=nan_policy)
+    return scores(params, X, "labels", nan_policy)
 
 
-def _weights_of(X, sample_weight):
-    # Weights split like the rows of a sharded X (default ones included).
-    return _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), X.shape[0], X.dtype)
+def _weights_of(X, sample_weight, nan_policy="raise"):
+    # Weights split like the rows of a sharded X (default ones included);
+    # rows with nothing observed carry no information.
+    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), X.shape[0], X.dtype)
+    return _missing.informative_weights(X, w) if nan_policy == "marginalize" else w
 
 
-def score(params: GMMParams, X, sample_weight=None) -> jax.Array:
+def score(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise") -> jax.Array:
     """Mean log density of the samples (weighted mean when ``sample_weight`` is given).
+
+    ``nan_policy="marginalize"``: the mean observed-data log density over the
+    rows with at least one observed entry (see :func:`log_prob`).
 
     Example:
       >>> import jax.numpy as jnp, gmm_jax as gmm
@@ -108,9 +128,9 @@ def score(params: GMMParams, X, sample_weight=None) -> jax.Array:
       >>> round(float(gmm.score(p, jnp.array([[-1.0], [1.0]]))), 4)  # -0.5 log(2 pi) - 0.5
       -1.4189
     """
-    X = check_params_and_data(params, X)
-    w = _weights_of(X, sample_weight)
-    return _weighted_mean(scores(params, X, "log_prob"), w)
+    X = check_params_and_data(params, X, nan_policy=nan_policy)
+    w = _weights_of(X, sample_weight, nan_policy)
+    return _weighted_mean(scores(params, X, "log_prob", nan_policy), w)
 
 
 def _weighted_mean(values, w):
@@ -138,20 +158,22 @@ def n_free_parameters(covariance_type: str, n_components, n_features):
     return (k - 1) + k * d + _covariance.n_covariance_parameters(covariance_type, k, d)
 
 
-def _criterion(params, X, sample_weight, penalty_per_parameter):
-    X = check_params_and_data(params, X)
-    w = _weights_of(X, sample_weight)
+def _criterion(params, X, sample_weight, penalty_per_parameter, nan_policy):
+    X = check_params_and_data(params, X, nan_policy=nan_policy)
+    w = _weights_of(X, sample_weight, nan_policy)
     n = jnp.sum(w)  # the number of samples a weighted (or zero-padded) dataset stands for
-    total = -2.0 * _weighted_mean(scores(params, X, "log_prob"), w) * n
+    total = -2.0 * _weighted_mean(scores(params, X, "log_prob", nan_policy), w) * n
     return total + n_parameters(params) * penalty_per_parameter(n)
 
 
-def bic(params: GMMParams, X, sample_weight=None) -> jax.Array:
+def bic(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise") -> jax.Array:
     """Bayesian information criterion on ``X`` (lower is better), as scikit-learn defines it.
 
     ``-2 * log-likelihood + n_parameters * log(N)``. With ``sample_weight``,
     the log-likelihood is weighted and ``N`` is the sum of the weights, so
-    zero-weight padding rows change nothing.
+    zero-weight padding rows change nothing; with ``nan_policy="marginalize"``
+    the log-likelihood is the observed-data one and rows with nothing
+    observed do not count.
 
     Example:
       >>> import jax, gmm_jax as gmm
@@ -161,13 +183,13 @@ def bic(params: GMMParams, X, sample_weight=None) -> jax.Array:
       >>> bool(gmm.bic(p1, X) < gmm.bic(p4, X))  # one Gaussian explains Gaussian data best
       True
     """
-    return _criterion(params, X, sample_weight, jnp.log)
+    return _criterion(params, X, sample_weight, jnp.log, nan_policy)
 
 
-def aic(params: GMMParams, X, sample_weight=None) -> jax.Array:
+def aic(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise") -> jax.Array:
     """Akaike information criterion on ``X`` (lower is better): ``-2 log-likelihood + 2 n_parameters``.
 
-    ``sample_weight`` as in :func:`bic`.
+    ``sample_weight`` and ``nan_policy`` as in :func:`bic`.
 
     Example:
       >>> import jax, gmm_jax as gmm
@@ -176,5 +198,5 @@ def aic(params: GMMParams, X, sample_weight=None) -> jax.Array:
       >>> bool(gmm.aic(p, X) < gmm.bic(p, X))  # log(200) > 2 per parameter
       True
     """
-    return _criterion(params, X, sample_weight, lambda n: 2.0)
+    return _criterion(params, X, sample_weight, lambda n: 2.0, nan_policy)
 

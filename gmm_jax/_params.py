@@ -243,10 +243,10 @@ def check_params(params, name: str = "params"):
     return params
 
 
-def check_params_and_data(params, X, name: str = "X"):
+def check_params_and_data(params, X, name: str = "X", nan_policy: str = "raise"):
     """Validates ``params`` and a data matrix whose features match them; returns ``X`` as an array."""
     check_params(params)
-    X = _validation.check_data(X, name)
+    X = _validation.check_data(X, name, nan_policy=nan_policy)
     if X.shape[1] != params.n_features:
         raise ValueError(
             f"{name} has {X.shape[1]} features but the mixture has {params.n_features}; "

@@ -206,9 +206,23 @@ def host_float_array(x, name: str):
     return _cast_host(x, _float_dtype(x), name)
 
 
+NAN_POLICIES = ("raise", "marginalize")
+
+
+def check_nan_policy(nan_policy):
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}.")
+    return nan_policy
+
+
 @eager
-def check_data(X, name: str = "X", min_samples: int = 1):
-    """Validates a data matrix ``(n_samples, n_features)``; returns a float array."""
+def check_data(X, name: str = "X", min_samples: int = 1, nan_policy: str = "raise"):
+    """Validates a data matrix ``(n_samples, n_features)``; returns a float array.
+
+    ``nan_policy="marginalize"`` accepts NaN entries (missing values); inf is
+    still an error.
+    """
+    check_nan_policy(nan_policy)
     X = as_float_array(X, name)
     if X.ndim != 2:
         hint = " Reshape a single feature with X.reshape(-1, 1)." if X.ndim == 1 else ""
@@ -217,11 +231,34 @@ def check_data(X, name: str = "X", min_samples: int = 1):
         raise ValueError(
             f"{name} must have at least {min_samples} sample(s) and 1 feature, got shape {X.shape}."
         )
+    if nan_policy == "marginalize":
+        if is_concrete(X) and bool(jnp.any(jnp.isinf(X))):
+            raise ValueError(
+                f"{name} contains {int(jnp.sum(jnp.isinf(X)))} infinite value(s); with "
+                'nan_policy="marginalize" only NaN marks a missing entry. Remove or replace them.'
+            )
+        return X
     if is_concrete(X) and not bool(jnp.all(jnp.isfinite(X))):
         n_bad = int(jnp.sum(~jnp.isfinite(X)))
         raise ValueError(
-            f"{name} contains {n_bad} NaN or infinite value(s); remove or impute them before fitting."
+            f"{name} contains {n_bad} NaN or infinite value(s); remove or impute them before fitting, "
+            'or pass nan_policy="marginalize" to treat NaN entries as missing at random.'
         )
+    return X
+
+
+@eager
+def check_observed_features(X, name: str = "X"):
+    """For fitting with missing values: every feature needs an observed entry."""
+    if is_concrete(X):
+        if bool(jnp.all(jnp.isnan(X))):
+            raise ValueError(f"{name} has no observed entry (every value is NaN); there is nothing to fit.")
+        never = np.flatnonzero(np.asarray(jnp.all(jnp.isnan(X), axis=0)))
+        if never.size:
+            raise ValueError(
+                f"{name} has feature(s) {never.tolist()} missing (NaN) in every row; their distribution "
+                "cannot be estimated. Drop those columns before fitting."
+            )
     return X
 
 

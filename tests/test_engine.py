@@ -24,6 +24,7 @@ LAYERS = [
     {"_unconstrained"},
     {"_sharding", "_rows", "_loops"},
     {"_pass"},
+    {"_missing"},
     {"_likelihood"},
     {"_em"},
     {"_init"},

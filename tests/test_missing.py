@@ -1,0 +1,387 @@
+"""Missing data (NaN entries, nan_policy="marginalize"): exact EM against a per-row numpy/scipy reference.
+
+The reference below is written row by row from the textbook formulas
+(Ghahramani & Jordan 1994; Little & Rubin): the marginal density of the
+observed entries, the conditional mean and covariance of the missing block
+given the observed block, and the EM update built from them. It shares no
+code with gmm_jax beyond reading a mixture's parameters.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+import gmm_jax as gmm
+from gmm_jax import _em, _missing
+from conftest import COVARIANCE_TYPES, full_covariances, random_params, sample_numpy
+
+
+def mcar(rng, X, fraction, all_missing_rows=(), mostly_missing_feature=None):
+    """``X`` with entries removed completely at random, some rows emptied, one feature mostly gone."""
+    X = np.array(X, dtype=float)
+    mask = rng.random(X.shape) < fraction
+    for row in all_missing_rows:
+        mask[row] = True
+    if mostly_missing_feature is not None:
+        mask[:, mostly_missing_feature] |= rng.random(X.shape[0]) < 0.9
+    X[mask] = np.nan
+    return X
+
+
+# --- the reference ----------------------------------------------------------
+
+
+def reference_row(x, weights, means, covs):
+    """Per component: observed-marginal log density, completed row, conditional covariance (D, D)."""
+    obs = ~np.isnan(x)
+    miss = ~obs
+    out = []
+    for mu, sigma in zip(means, covs):
+        if obs.any():
+            log_density = stats.multivariate_normal(mu[obs], sigma[np.ix_(obs, obs)]).logpdf(x[obs])
+        else:
+            log_density = 0.0  # the density of observing nothing is 1
+        xhat = x.copy()
+        cond = np.zeros((x.size, x.size))
+        if miss.any():
+            s_oo = sigma[np.ix_(obs, obs)]
+            s_mo = sigma[np.ix_(miss, obs)]
+            gain = s_mo @ np.linalg.inv(s_oo) if obs.any() else np.zeros((miss.sum(), 0))
+            xhat[miss] = mu[miss] + gain @ (x[obs] - mu[obs])
+            cond[np.ix_(miss, miss)] = sigma[np.ix_(miss, miss)] - gain @ s_mo.T
+        out.append((log_density, xhat, cond))
+    return out
+
+
+def reference_statistics(params, X, w):
+    """Sufficient statistics around the current means, summed row by row (rows with nothing observed skipped)."""
+    weights = np.asarray(params.weights)
+    means = np.asarray(params.means)
+    covs = full_covariances(params)
+    K, D = means.shape
+    ll = weight_sum = 0.0
+    nk, s1, s2 = np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D))
+    for x, wn in zip(X, w):
+        if np.isnan(x).all():
+            continue
+        per_k = reference_row(x, weights, means, covs)
+        log_joint = np.log(weights) + np.array([lp for lp, _, _ in per_k])
+        resp = np.exp(log_joint - logsumexp(log_joint))
+        ll += wn * logsumexp(log_joint)
+        weight_sum += wn
+        for k, (_, xhat, cond) in enumerate(per_k):
+            e = xhat - means[k]
+            nk[k] += wn * resp[k]
+            s1[k] += wn * resp[k] * e
+            s2[k] += wn * resp[k] * (np.outer(e, e) + cond)
+    return ll, weight_sum, nk, s1, s2
+
+
+def reference_em_update(params, X, w, reg_covar):
+    """One missing-data EM iteration: new (weights, means, covariances in sklearn shapes)."""
+    _, _, nk, s1, s2 = reference_statistics(params, X, w)
+    means = np.asarray(params.means)
+    new_means = means + s1 / nk[:, None]
+    d = new_means - means
+    # E[(x - mu_new)(x - mu_new)^T] = E[(x - mu)(x - mu)^T] - d d^T per component.
+    scatter = s2 - nk[:, None, None] * d[:, :, None] * d[:, None, :]
+    D = means.shape[1]
+    kind = params.covariance_type
+    if kind == "full":
+        covs = scatter / nk[:, None, None] + reg_covar * np.eye(D)
+    elif kind == "tied":
+        covs = scatter.sum(0) / nk.sum() + reg_covar * np.eye(D)
+    elif kind == "diag":
+        covs = np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None] + reg_covar
+    else:
+        covs = np.diagonal(scatter, axis1=1, axis2=2).mean(1) / nk + reg_covar
+    return nk / nk.sum(), new_means, covs
+
+
+def reference_log_prob(params, X):
+    weights, means, covs = np.asarray(params.weights), np.asarray(params.means), full_covariances(params)
+    out = []
+    for x in X:
+        per_k = reference_row(x, weights, means, covs)
+        out.append(np.log(weights) + np.array([lp for lp, _, _ in per_k]))
+    return np.array(out)  # (N, K) log w_k + log p_k(x_obs)
+
+
+def reference_impute(params, X):
+    weights, means, covs = np.asarray(params.weights), np.asarray(params.means), full_covariances(params)
+    out = []
+    for x in X:
+        per_k = reference_row(x, weights, means, covs)
+        log_joint = np.log(weights) + np.array([lp for lp, _, _ in per_k])
+        resp = np.exp(log_joint - logsumexp(log_joint))
+        out.append(sum(r * xhat for r, (_, xhat, _) in zip(resp, per_k)))
+    return np.array(out)
+
+
+# --- data -------------------------------------------------------------------
+
+
+def _problem(covariance_type, fraction, seed=0, n=120, n_features=4, n_components=3):
+    rng = np.random.default_rng(seed)
+    params = random_params(rng, covariance_type, n_components, n_features)
+    X, _ = sample_numpy(rng, params, n)
+    X = mcar(rng, X, fraction, all_missing_rows=(3, 17), mostly_missing_feature=1)
+    return rng, params, X
+
+
+def _model_sums(params, X, w, n_slots=None, chunk_size=None):
+    model = _missing.missing_model(params.covariance_type, _missing.max_missing(X) if n_slots is None else n_slots)
+    return _missing.accumulate_sums(
+        model, params.means, params.precisions_cholesky, params.weights, jnp.asarray(X), jnp.asarray(w), chunk_size
+    )
+
+
+# --- the statistics and one EM iteration -------------------------------------
+
+
+def _full_s2(params, s2):
+    """The engine's s2 (diag/spherical: per-feature) next to the reference's (K, D, D)."""
+    return s2 if params.covariance_type in ("full", "tied") else np.diagonal(s2, axis1=1, axis2=2)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("fraction", [0.1, 0.3, 0.5])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_missing_statistics_equal_per_row_reference(covariance_type, fraction, weighted):
+    rng, params, X = _problem(covariance_type, fraction)
+    w = rng.uniform(0.2, 3.0, X.shape[0]) if weighted else np.ones(X.shape[0])
+    ll, weight_sum, nk, s1, s2 = _model_sums(params, X, w)
+    ref = reference_statistics(params, X, w)
+    np.testing.assert_allclose(ll, ref[0], rtol=1e-10)
+    np.testing.assert_allclose(weight_sum, ref[1], rtol=1e-12)
+    np.testing.assert_allclose(nk, ref[2], rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(s1, ref[3], rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(s2, _full_s2(params, ref[4]), rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_missing_statistics_do_not_depend_on_slots_or_chunks(covariance_type):
+    # More slots than needed (the bound used under a transformation) and a
+    # ragged chunking give the same sums.
+    rng, params, X = _problem(covariance_type, 0.3)
+    w = np.ones(X.shape[0])
+    tight = _model_sums(params, X, w)
+    wide = _model_sums(params, X, w, n_slots=X.shape[1], chunk_size=37)
+    for a, b in zip(tight, wide):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_one_missing_data_em_iteration_equals_reference(covariance_type, weighted):
+    rng, params, X = _problem(covariance_type, 0.25, seed=1)
+    w = rng.uniform(0.2, 3.0, X.shape[0]) if weighted else None
+    result = gmm.fit(jax.random.key(0), X, 3, covariance_type=covariance_type, init_params=params,
+                     max_iter=1, tol=0.0, reg_covar=1e-6, sample_weight=w, nan_policy="marginalize")
+    weights, means, covs = reference_em_update(params, X, np.ones(X.shape[0]) if w is None else w, 1e-6)
+    np.testing.assert_allclose(result.params.weights, weights, rtol=1e-8)
+    np.testing.assert_allclose(result.params.means, means, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(result.params.covariances, covs, rtol=1e-8, atol=1e-8)
+    # The trace holds the observed-data log-likelihood of the starting parameters.
+    ref = reference_statistics(params, X, np.ones(X.shape[0]) if w is None else w)
+    np.testing.assert_allclose(result.log_likelihood[0], ref[0] / ref[1], rtol=1e-10)
+
+
+def test_missing_m_step_is_the_engine_m_step():
+    # The statistics plug into the ordinary M-step unchanged.
+    rng, params, X = _problem("full", 0.3, seed=2)
+    w = np.ones(X.shape[0])
+    stats_ = _em.SufficientStatistics(*_model_sums(params, X, w))
+    new = _em.params_from_statistics(stats_, params.means, "full", 1e-6)
+    _, means, covs = reference_em_update(params, X, w, 1e-6)
+    np.testing.assert_allclose(new.means, means, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(new.covariances, covs, rtol=1e-9, atol=1e-9)
+
+
+# --- scoring ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_log_prob_and_predict_proba_are_observed_marginals(covariance_type):
+    rng, params, X = _problem(covariance_type, 0.4, seed=3, n=60)
+    ref = reference_log_prob(params, X)  # scipy.stats.multivariate_normal on the observed entries
+    ref_lp = logsumexp(ref, axis=1)
+    np.testing.assert_allclose(gmm.log_prob(params, X, nan_policy="marginalize"), ref_lp, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gmm.predict_proba(params, X, nan_policy="marginalize"),
+                               np.exp(ref - ref_lp[:, None]), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(gmm.predict(params, X, nan_policy="marginalize"), np.argmax(ref, axis=1))
+    informative = ~np.isnan(X).all(axis=1)
+    np.testing.assert_allclose(gmm.score(params, X, nan_policy="marginalize"), ref_lp[informative].mean(), rtol=1e-10)
+    ll, log_resp = gmm.e_step(params, X, nan_policy="marginalize")
+    np.testing.assert_allclose(ll, ref_lp[informative].mean(), rtol=1e-10)
+    np.testing.assert_allclose(np.exp(log_resp), np.exp(ref - ref_lp[:, None]), rtol=1e-9, atol=1e-12)
+    n, p = informative.sum(), gmm.n_parameters(params)
+    np.testing.assert_allclose(gmm.bic(params, X, nan_policy="marginalize"),
+                               -2 * ref_lp[informative].sum() + p * np.log(n), rtol=1e-10)
+    np.testing.assert_allclose(gmm.aic(params, X, nan_policy="marginalize"),
+                               -2 * ref_lp[informative].sum() + 2 * p, rtol=1e-10)
+
+
+def test_rows_with_nothing_observed_score_zero_and_get_the_weights():
+    rng, params, X = _problem("full", 0.2, seed=4, n=30)
+    lp = np.asarray(gmm.log_prob(params, X, nan_policy="marginalize"))
+    proba = np.asarray(gmm.predict_proba(params, X, nan_policy="marginalize"))
+    assert np.isnan(X[3]).all() and np.isnan(X[17]).all()
+    np.testing.assert_allclose(lp[[3, 17]], 0.0, atol=1e-12)
+    np.testing.assert_allclose(proba[[3, 17]], np.tile(params.weights, (2, 1)), rtol=1e-12)
+    assert np.all(np.isfinite(lp)) and np.all(np.isfinite(proba))
+
+
+def test_complete_data_scores_equal_with_either_policy():
+    rng = np.random.default_rng(5)
+    for covariance_type in COVARIANCE_TYPES:
+        params = random_params(rng, covariance_type, 3, 3)
+        X, _ = sample_numpy(rng, params, 50)
+        np.testing.assert_allclose(gmm.log_prob(params, X, nan_policy="marginalize"), gmm.log_prob(params, X),
+                                   rtol=1e-12)
+
+
+# --- impute -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_impute_is_the_conditional_expectation(covariance_type):
+    rng, params, X = _problem(covariance_type, 0.35, seed=6, n=60)
+    filled = np.asarray(gmm.impute(params, X))
+    np.testing.assert_allclose(filled, reference_impute(params, X), rtol=1e-9, atol=1e-10)
+    observed = ~np.isnan(X)
+    np.testing.assert_array_equal(filled[observed], X[observed])
+
+
+def test_impute_sample_draws_from_the_conditional_distribution():
+    # One component, one row: the draws' mean and covariance are the
+    # conditional moments, computed here by the Schur complement.
+    cov = np.array([[1.0, 0.6, 0.3], [0.6, 1.5, -0.4], [0.3, -0.4, 0.8]])
+    mean = np.array([0.5, -1.0, 2.0])
+    params = gmm.GMMParams.from_covariances(np.ones(1), mean[None], cov[None], "full")
+    x = np.array([1.2, np.nan, np.nan])
+    X = np.tile(x, (20000, 1))
+    draws = np.asarray(gmm.impute(params, X, sample=True, key=jax.random.key(0)))[:, 1:]
+    gain = cov[1:, :1] / cov[0, 0]
+    cond_mean = mean[1:] + gain[:, 0] * (x[0] - mean[0])
+    cond_cov = cov[1:, 1:] - gain @ cov[:1, 1:]
+    np.testing.assert_allclose(draws.mean(0), cond_mean, atol=0.03)
+    np.testing.assert_allclose(np.cov(draws.T), cond_cov, atol=0.04)
+    assert np.all(draws.std(0) > 0.5)
+
+
+def test_impute_sample_picks_components_by_posterior():
+    # Two far-apart diagonal components: a row observed near component 1
+    # draws its missing entry from component 1 only.
+    params = gmm.GMMParams.from_covariances(np.array([0.5, 0.5]), np.array([[-10.0, -10.0], [10.0, 10.0]]),
+                                            np.ones((2, 2)), "diag")
+    X = np.tile([9.5, np.nan], (5000, 1))
+    draws = np.asarray(gmm.impute(params, X, sample=True, key=jax.random.key(1)))[:, 1]
+    np.testing.assert_allclose([draws.mean(), draws.var()], [10.0, 1.0], atol=0.06)
+    empty = np.full((4000, 2), np.nan)  # nothing observed: a draw from the mixture
+    draws = np.asarray(gmm.impute(params, empty, sample=True, key=jax.random.key(2)))
+    np.testing.assert_allclose((draws[:, 0] > 0).mean(), 0.5, atol=0.03)
+
+
+def test_impute_key_rules():
+    params = gmm.GMMParams.from_covariances(np.ones(1), np.zeros((1, 2)), np.ones(1), "spherical")
+    X = np.array([[1.0, np.nan]])
+    with pytest.raises(ValueError, match="sample=True.*key"):
+        gmm.impute(params, X, sample=True)
+    with pytest.raises(ValueError, match="key is only used with sample=True"):
+        gmm.impute(params, X, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="infinite"):
+        gmm.impute(params, np.array([[np.inf, np.nan]]))
+
+
+# --- fitting ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_missing_data_em_log_likelihood_never_decreases(covariance_type):
+    rng, params, X = _problem(covariance_type, 0.3, seed=7, n=300, n_features=3)
+    result = gmm.fit(jax.random.key(0), X, 3, covariance_type=covariance_type, max_iter=60, tol=0.0,
+                     nan_policy="marginalize")
+    trace = np.asarray(result.log_likelihood)
+    assert np.all(np.isfinite(trace))
+    assert np.all(np.diff(trace) >= -1e-10 * np.abs(trace[1:])), np.diff(trace).min()
+    # The trace is the observed-data log-likelihood: score() of the parameters agrees.
+    final = gmm.fit(jax.random.key(0), X, 3, covariance_type=covariance_type, init_params=result.params,
+                    max_iter=1, tol=0.0, nan_policy="marginalize")
+    np.testing.assert_allclose(final.log_likelihood[0], gmm.score(result.params, X, nan_policy="marginalize"),
+                               rtol=1e-10)
+
+
+def test_seed_scenario_means_recovered_with_a_quarter_missing():
+    truth = gmm.GMMParams.from_covariances(
+        weights=jnp.array([0.5, 0.2, 0.3]),
+        means=jnp.array([[-1.0, -1.0], [1.0, -1.5], [0.0, 2.0]]),
+        covariances=jnp.full(3, 0.3), covariance_type="spherical")
+    X, _ = gmm.sample(jax.random.key(0), truth, 500)
+    X = mcar(np.random.default_rng(0), np.asarray(X), 0.25)
+    assert 0.23 < np.isnan(X).mean() < 0.27
+    result = gmm.fit(jax.random.key(1), X, 3, n_init=4, nan_policy="marginalize")
+    assert bool(result.converged) and int(result.status) == 0
+    fitted = np.asarray(result.params.means)
+    for true_mean in np.asarray(truth.means):
+        assert np.min(np.linalg.norm(fitted - true_mean, axis=1)) < 0.2
+
+
+@pytest.mark.parametrize(("covariance_type", "init"),
+                         zip(COVARIANCE_TYPES, ("kmeans", "random", "random_from_data", "k-means++")))
+def test_fit_with_mostly_missing_feature_and_empty_rows_is_finite(covariance_type, init):
+    rng, params, X = _problem(covariance_type, 0.5, seed=8, n=200, n_features=3)
+    assert np.isnan(X[:, 1]).mean() > 0.85
+    result = gmm.fit(jax.random.key(0), X, 3, covariance_type=covariance_type, init=init,
+                     nan_policy="marginalize")
+    assert int(result.status) == 0
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(result.params))
+
+
+def test_complete_data_fit_is_the_same_with_either_policy():
+    rng = np.random.default_rng(9)
+    params = random_params(rng, "full", 3, 3)
+    X, _ = sample_numpy(rng, params, 200)
+    a = gmm.fit(jax.random.key(0), X, 3, max_iter=20, tol=0.0)
+    b = gmm.fit(jax.random.key(0), X, 3, max_iter=20, tol=0.0, nan_policy="marginalize")
+    np.testing.assert_allclose(a.log_likelihood, b.log_likelihood, rtol=1e-9)
+    np.testing.assert_allclose(a.params.covariances, b.params.covariances, rtol=1e-7, atol=1e-9)
+
+
+def test_fit_under_jit_and_vmap_with_missing_values():
+    rng, params, X = _problem("full", 0.2, seed=10, n=100, n_features=3)
+    expected = gmm.fit(jax.random.key(0), X, 2, max_iter=10, tol=0.0, nan_policy="marginalize")
+    jitted = jax.jit(lambda X: gmm.fit(jax.random.key(0), X, 2, max_iter=10, tol=0.0, nan_policy="marginalize"))
+    got = jitted(jnp.asarray(X))  # traced X: every row may miss every entry (D slots)
+    np.testing.assert_allclose(got.log_likelihood, expected.log_likelihood, rtol=1e-9)
+    batched = jax.vmap(lambda X: gmm.fit(jax.random.key(0), X, 2, max_iter=10, tol=0.0, nan_policy="marginalize"))
+    out = batched(jnp.stack([jnp.asarray(X)] * 2))
+    np.testing.assert_allclose(out.log_likelihood[1], expected.log_likelihood, rtol=1e-9)
+
+
+# --- errors -------------------------------------------------------------------
+
+
+def test_nan_raises_by_default_and_names_the_option():
+    X = np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 0.0]])
+    with pytest.raises(ValueError, match=r'X contains 1 NaN or infinite.*nan_policy="marginalize"'):
+        gmm.fit(jax.random.key(0), X, 1)
+    params = gmm.GMMParams.from_covariances(np.ones(1), np.zeros((1, 2)), np.ones(1), "spherical")
+    for fn in (gmm.log_prob, gmm.predict, gmm.predict_proba, gmm.score, gmm.e_step, gmm.bic, gmm.aic):
+        with pytest.raises(ValueError, match="nan_policy"):
+            fn(params, X)
+
+
+def test_marginalize_rejects_inf_empty_data_and_never_observed_features():
+    with pytest.raises(ValueError, match="infinite"):
+        gmm.fit(jax.random.key(0), np.array([[np.inf, 1.0], [0.0, np.nan]]), 1, nan_policy="marginalize")
+    with pytest.raises(ValueError, match="no observed entry"):
+        gmm.fit(jax.random.key(0), np.full((3, 2), np.nan), 1, nan_policy="marginalize")
+    with pytest.raises(ValueError, match=r"feature\(s\) \[1\] missing \(NaN\) in every row"):
+        gmm.fit(jax.random.key(0), np.array([[0.0, np.nan], [1.0, np.nan]]), 1, nan_policy="marginalize")
+    with pytest.raises(ValueError, match="nan_policy must be one of"):
+        gmm.log_prob(gmm.GMMParams.from_covariances(np.ones(1), np.zeros((1, 1)), np.ones(1), "spherical"),
+                     np.zeros((1, 1)), nan_policy="omit")
