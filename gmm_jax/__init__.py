@@ -32,6 +32,7 @@ from gmm_jax._likelihood import aic, bic, log_prob, n_parameters, predict, predi
 from gmm_jax._missing import impute
 from gmm_jax._online import OnlineFitResult, OnlineState, fit_online
 from gmm_jax._params import COVARIANCE_TYPES, GMMParams
+from gmm_jax._prior import ConjugatePrior
 from gmm_jax._sampling import sample
 from gmm_jax._select import SelectionResult, select
 from gmm_jax._stream import fit_stream
@@ -65,6 +66,7 @@ def __dir__():
 
 __all__ = [
     "COVARIANCE_TYPES",
+    "ConjugatePrior",
     "ConvergenceWarning",
     "FitResult",
     "GMMParams",

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_jax import _em, _init, _missing, _pass, _rows, _validation
+from gmm_jax import _em, _init, _missing, _pass, _prior, _rows, _validation
 from gmm_jax._em import EMData, FitResult
 from gmm_jax._params import GMMParams, check_init_params
 from gmm_jax._precision import float32_matmuls
@@ -187,6 +187,16 @@ def centred(params: GMMParams, center) -> GMMParams:
     return params.replace(means=params.means - center[None, :])
 
 
+def centred_prior(prior, center):
+    """A ``ConjugatePrior`` in coordinates centred at ``center`` (its mean moves; nothing else does)."""
+    return None if prior is None else prior.replace(mean=prior.mean - center)
+
+
+def check_prior(prior, n_features, covariance_type, dtype):
+    """A validated ``ConjugatePrior`` of ``dtype``, or None."""
+    return None if prior is None else _prior.check_prior(prior, n_features, covariance_type).astype(dtype)
+
+
 def uncentred(result: FitResult, center) -> FitResult:
     """A result from centred coordinates back to the data's."""
     return result._replace(params=result.params.replace(means=result.params.means + center[None, :]))
@@ -228,13 +238,15 @@ def invalid_weights(w) -> jax.Array:
 
 
 def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions, center,
-                 n_active=None) -> FitResult:  # fmt: skip
+                 n_active=None, prior=None) -> FitResult:  # fmt: skip
     """Initialisation, EM and the best of ``options.n_init`` restarts, in coordinates centred at ``center``.
 
     ``n_active`` (traced): fit only the first ``n_active`` of the
     ``options.n_components`` components, the others switched off, exactly as
-    a fit with ``n_active`` components (model selection).
+    a fit with ``n_active`` components (model selection). ``prior``: a
+    ``ConjugatePrior`` in the data's coordinates (MAP-EM), or None.
     """
+    prior = centred_prior(prior, center)
     active = None if n_active is None else jnp.arange(options.n_components) < n_active
     # Missing data: the start is computed on the rows with each NaN replaced
     # by its column's observed mean (_missing.initial_data), then EM is exact.
@@ -243,10 +255,11 @@ def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, optio
     def single(key, restart):
         if init_params is None:
             start = _init.initialize(key, X_init, w, options.n_components, options.covariance_type, options.init,
-                                     reg_covar, options.chunk_size, center, options.tuning, n_active)  # fmt: skip
+                                     reg_covar, options.chunk_size, center, options.tuning, n_active,
+                                     prior)  # fmt: skip
         else:
             start = centred(init_params, center)
-        data = EMData(X, w, tol, reg_covar, center, init_lower_bound, restart, active)
+        data = EMData(X, w, tol, reg_covar, center, init_lower_bound, restart, active, prior)
         return _em.run_em(start, data, max_iter=options.max_iter, chunk_size=options.chunk_size,
                           tuning=options.tuning, verbose=options.verbose, n_slots=options.n_slots)  # fmt: skip
 
@@ -277,29 +290,31 @@ def fit_weights(X, w, options: FitOptions):
 
 @functools.partial(jax.jit, static_argnames=("options",))
 @float32_matmuls
-def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions) -> FitResult:
+def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions, prior=None) -> FitResult:
     """The compiled fit of rows held in memory (one device or sharded): initialise, EM, restarts."""
     w = fit_weights(X, w, options)
     center = data_center(X, w, options)
     if options.differentiate == "unrolled":
-        result = fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, options, center)
+        result = fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, options, center,
+                              prior=prior)  # fmt: skip
         return uncentred(result, center)
     # Implicit: the iterations run without derivatives; the converged
     # parameters get theirs from the fixed-point equation (_em.implicit_fixed_point).
-    X_, w_, reg_, init_ = jax.lax.stop_gradient((X, w, reg_covar, init_params))
-    result = fit_restarts(key, X_, w_, init_, tol, reg_, init_lower_bound, options, center)
+    X_, w_, reg_, init_, prior_ = jax.lax.stop_gradient((X, w, reg_covar, init_params, prior))
+    result = fit_restarts(key, X_, w_, init_, tol, reg_, init_lower_bound, options, center, prior=prior_)
     params = _em.implicit_fixed_point(result.params, X, w, reg_covar, center, chunk_size=options.chunk_size,
-                                      tuning=options.tuning, n_slots=options.n_slots)  # fmt: skip
+                                      tuning=options.tuning, n_slots=options.n_slots,
+                                      prior=centred_prior(prior_, center))  # fmt: skip
     return uncentred(result._replace(params=params), center)
 
 
 @functools.partial(jax.jit, static_argnames=("options",))
 @float32_matmuls
-def initialize(key, X, w, center, reg_covar, options: FitOptions) -> GMMParams:
+def initialize(key, X, w, center, reg_covar, options: FitOptions, prior=None) -> GMMParams:
     """The compiled initialisation of a stream's sample or an online fit's first batch (centred)."""
     chunk = _pass.chunk_rows(X.shape[0], options.n_components, X.shape[1], options.covariance_type, options.tuning)
     return _init.initialize(key, X, w, options.n_components, options.covariance_type, options.init, reg_covar,
-                            chunk, center, options.tuning)  # fmt: skip
+                            chunk, center, options.tuning, prior=centred_prior(prior, center))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------

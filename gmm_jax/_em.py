@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _covariance, _loops, _missing, _pass, _tuning, _validation
+from gmm_jax import _covariance, _loops, _missing, _pass, _prior, _tuning, _validation
 from gmm_jax._likelihood import layout, scores
 from gmm_jax._params import GMMParams, check_params_and_data
 from gmm_jax._pass import SufficientStatistics
@@ -88,14 +88,22 @@ class FitResult(NamedTuple):
 _NK_EPS = 10
 
 
-def params_from_statistics(stats: SufficientStatistics, shift, covariance_type, reg_covar, previous=None) -> GMMParams:
+def params_from_statistics(
+    stats: SufficientStatistics, shift, covariance_type, reg_covar, previous=None, prior=None
+) -> GMMParams:
     """The M-step: new parameters from sufficient statistics accumulated around ``shift``.
+
+    With a ``prior`` (a ``ConjugatePrior`` in the coordinates of ``shift``)
+    it is the posterior mode (MAP, ``_prior.posterior_mode``, mclust's);
+    otherwise the maximum-likelihood update below.
 
     A component whose mass is below the rounding noise of the sums (it received
     no responsibility) would get an undefined covariance; it keeps its
     ``previous`` mean and covariance instead, with a weight of (almost) zero,
     so the parameters stay finite and the component can still recapture data.
     """
+    if prior is not None:
+        return _map_params_from_statistics(stats, shift, covariance_type, reg_covar, previous, prior)
     model = _covariance.covariance_model(covariance_type)
     eps = jnp.finfo(stats.s1.dtype).eps
     total = jnp.sum(stats.nk)
@@ -122,6 +130,34 @@ def params_from_statistics(stats: SufficientStatistics, shift, covariance_type, 
         keep = empty.reshape(empty.shape + (1,) * (factor.ndim - 1))
         factor = jnp.where(keep, previous.precisions_cholesky, factor)
     return GMMParams(weights, means, factor, covariance_type)
+
+
+def _map_params_from_statistics(stats, shift, covariance_type, reg_covar, previous, prior) -> GMMParams:
+    """The MAP M-step (``_prior.posterior_mode``) as ``GMMParams``.
+
+    The prior's scale keeps every covariance positive definite, so no
+    rounding-noise test is needed. With ``shrinkage > 0`` an empty component
+    gets the prior's mode; without a prior on the means (``shrinkage == 0``)
+    it keeps its ``previous`` mean and covariance, as in the ML M-step.
+    """
+    model = _covariance.covariance_model(covariance_type)
+    weights, means, covariances = _prior.posterior_mode(
+        stats.nk, stats.s1, stats.s2, shift, covariance_type, reg_covar, prior)  # fmt: skip
+    factor = model.factor_from_covariances(covariances)
+    if previous is not None and covariance_type != "tied":
+        empty = empty_components(stats.nk) & ~(prior.shrinkage > 0)
+        means = jnp.where(empty[:, None], previous.means, means)
+        keep = empty.reshape(empty.shape + (1,) * (factor.ndim - 1))
+        factor = jnp.where(keep, previous.precisions_cholesky, factor)
+    return GMMParams(weights, means, factor, covariance_type)
+
+
+def objective(stats: SufficientStatistics, params: GMMParams, prior=None) -> jax.Array:
+    """The mean per-sample objective EM increases: log-likelihood, plus ``log_prior / N`` with a prior."""
+    total = stats.log_likelihood
+    if prior is not None:
+        total = total + _prior.log_prior(params, prior)
+    return total / stats.weight_sum
 
 
 def mask_components(params: GMMParams, active) -> GMMParams:
@@ -174,17 +210,20 @@ class Update(NamedTuple):
     n_empty: jax.Array  # () int32: components that received no mass
 
 
-def em_update(stats: SufficientStatistics, params: GMMParams, reg_covar, active=None) -> Update:
+def em_update(stats: SufficientStatistics, params: GMMParams, reg_covar, active=None, prior=None) -> Update:
     """The M-step of one EM iteration, from the statistics of ``params`` (around their means).
 
     ``active``: optional ``(K,)`` bool of the components in use (model
     selection); the others stay switched off (:func:`mask_components`).
+    ``prior``: optional ``ConjugatePrior`` (centred like ``params``): the
+    M-step is the posterior mode and the objective the penalised one.
     """
-    new = params_from_statistics(stats, params.means, params.covariance_type, reg_covar, previous=params)
+    new = params_from_statistics(stats, params.means, params.covariance_type, reg_covar, previous=params,
+                                 prior=prior)  # fmt: skip
     empty = empty_components(stats.nk)
     if active is not None:
         new, empty = mask_components(new, active), empty & active
-    log_likelihood = stats.log_likelihood / stats.weight_sum
+    log_likelihood = objective(stats, params, prior)
     ok = all_finite(new) & jnp.isfinite(log_likelihood)
     return Update(log_likelihood, new, ok, jnp.sum(empty).astype(jnp.int32))
 
@@ -254,6 +293,7 @@ class EMData(NamedTuple):
     init_lower_bound: jax.Array
     restart: jax.Array
     active: jax.Array | None = None  # (K,) bool: components in use (model selection), None: all
+    prior: _prior.ConjugatePrior | None = None  # centred like the parameters; None: maximum likelihood
 
 
 def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, verbose=False, n_slots=None) -> FitResult:
@@ -270,7 +310,7 @@ def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, ver
 
     def iterate(data, state, i):
         stats = statistics(state.params, data.X, data.w, chunk_size, data.center, tuning, n_slots)
-        update = em_update(stats, state.params, data.reg_covar, data.active)
+        update = em_update(stats, state.params, data.reg_covar, data.active, data.prior)
         if verbose:
             change = update.log_likelihood - state.log_likelihood
             jax.debug.callback(_print_progress, data.restart, i + 1, update.log_likelihood, change)
@@ -324,7 +364,7 @@ def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, ver
     if max_iter == 0:
         state, trace = start_state(params, data.init_lower_bound), jnp.zeros((0,), dtype)
         stats = statistics(params, data.X, data.w, chunk_size, data.center, tuning, n_slots)
-        lower_bound = stats.log_likelihood / stats.weight_sum
+        lower_bound = objective(stats, params, data.prior)
     else:
         state, trace = em(params, data)
         lower_bound = state.log_likelihood
@@ -335,17 +375,19 @@ def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, ver
 # Implicit differentiation at the converged point.
 
 
-def em_map(params: GMMParams, X, w, reg_covar, center, chunk_size, tuning, active=None, n_slots=None) -> GMMParams:
+def em_map(params: GMMParams, X, w, reg_covar, center, chunk_size, tuning, active=None, n_slots=None,
+           prior=None) -> GMMParams:  # fmt: skip
     """``T(params)``: one EM iteration as a function (a converged fit is a fixed point ``T(p) = p``)."""
     stats = statistics(params, X, w, chunk_size, center, tuning, n_slots)
-    return em_update(stats, params, reg_covar, active).params
+    return em_update(stats, params, reg_covar, active, prior).params
 
 
 def _tree_sub(a, b):
     return jax.tree_util.tree_map(jnp.subtract, a, b)
 
 
-def implicit_fixed_point(params: GMMParams, X, w, reg_covar, center, *, chunk_size, tuning, active=None, n_slots=None):
+def implicit_fixed_point(params: GMMParams, X, w, reg_covar, center, *, chunk_size, tuning, active=None, n_slots=None,
+                         prior=None):  # fmt: skip
     """``params`` (a fixed point of the EM map), whose reverse-mode derivative is the implicit one.
 
     At a fixed point ``p* = T(p*, theta)`` of the EM map, with ``theta`` the
@@ -360,7 +402,7 @@ def implicit_fixed_point(params: GMMParams, X, w, reg_covar, center, *, chunk_si
     """
 
     def step(p, X, w, reg_covar, center):
-        return em_map(p, X, w, reg_covar, center, chunk_size, tuning, active, n_slots)
+        return em_map(p, X, w, reg_covar, center, chunk_size, tuning, active, n_slots, prior)
 
     @jax.custom_vjp
     def fixed(p, X, w, reg_covar, center):

@@ -27,6 +27,7 @@ def fit(
     init_lower_bound=None,
     differentiate: str = "unrolled",
     nan_policy: str = "raise",
+    prior=None,
 ) -> FitResult:
     """Fits a Gaussian mixture to ``X`` by expectation-maximisation.
 
@@ -83,6 +84,13 @@ def fit(
         observed-data log-likelihood of the other rows. The start (``init``)
         is computed on the data with each NaN replaced by its column's
         observed mean. inf is an error under both policies.
+      prior: optional ``ConjugatePrior`` (e.g. ``ConjugatePrior.default(X, K,
+        covariance_type)``, mclust's default): every M-step, the first one
+        from the initialisation included, is then the posterior mode (MAP-EM,
+        Fraley & Raftery 2007), and ``log_likelihood``, ``lower_bound`` and
+        ``tol`` refer to the penalised objective, the mean per-sample
+        ``log-likelihood + log prior / N`` (up to the prior's constant). The
+        prior keeps covariances positive definite, so ``reg_covar=0`` is safe.
       chunk_size: rows per chunk in each pass (static); default chooses a size
         that bounds memory for large data. For ``X`` sharded along the rows,
         rows per chunk within each device's shard.
@@ -151,5 +159,6 @@ def fit(
         X, w = _driver.pad_to_bucket(X, w)
         options = options._replace(chunk_size=_pass.chunk_rows(X.shape[0], options.n_components, n_features,
                                                                covariance_type, tuning))  # fmt: skip
-    result = _driver.fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options)
+    prior = _driver.check_prior(prior, n_features, covariance_type, X.dtype)
+    result = _driver.fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options, prior)
     return _driver.check_result(result, tol)

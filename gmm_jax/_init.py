@@ -290,7 +290,8 @@ def kmeans(key, X, n_clusters: int, *, sample_weight=None, max_iter: int = 300, 
     return _kmeans(key, X, w, tol, n_clusters, max_iter, chunk, tuning)
 
 
-def _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center, tuning, active=None):
+def _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center, tuning, active=None,
+                        prior=None) -> GMMParams:  # fmt: skip
     """M-step from hard assignments of every row to its nearest centre (centred coordinates).
 
     The sums are the EM pass's own with one-hot responsibilities, taken
@@ -303,11 +304,11 @@ def _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, c
 
     stats = _pass.statistics_from_responsibilities(
         responsibilities, X, w, centers, covariance_type, tuning, chunk_size, center)  # fmt: skip
-    return _em.params_from_statistics(stats, centers, covariance_type, reg_covar)
+    return _em.params_from_statistics(stats, centers, covariance_type, reg_covar, prior=prior)
 
 
 def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center, tuning,
-                             active=None):  # fmt: skip
+                             active=None, prior=None):  # fmt: skip
     """M-step from uniformly random soft responsibilities (scikit-learn's ``init_params='random'``)."""
     shift = jnp.zeros((n_components, X.shape[1]), X.dtype)  # every mean starts near the data mean
 
@@ -323,11 +324,11 @@ def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar
 
     stats = _pass.statistics_from_responsibilities(
         responsibilities, X, w, shift, covariance_type, tuning, chunk_size, center)  # fmt: skip
-    return _em.params_from_statistics(stats, shift, covariance_type, reg_covar)
+    return _em.params_from_statistics(stats, shift, covariance_type, reg_covar, prior=prior)
 
 
 def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size, center, tuning,
-               n_active=None) -> GMMParams:  # fmt: skip
+               n_active=None, prior=None) -> GMMParams:  # fmt: skip
     """Starting parameters by the method ``init``, in coordinates centred at ``center``.
 
     Traceable; ``n_components``, ``covariance_type``, ``init``,
@@ -335,14 +336,15 @@ def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_
     ``<= n_components``), only the first ``n_active`` components are
     initialised, exactly as a start of ``n_active`` components would be; the
     others get weight 0 (``_em.mask_components``): model selection fits every
-    ``K`` in one program this way.
+    ``K`` in one program this way. With a ``prior`` (centred like the result)
+    the M-step from the starting responsibilities is the MAP one, as mclust's.
     """
     if center is None:
         center = jnp.zeros((X.shape[1],), X.dtype)
     active = None if n_active is None else jnp.arange(n_components) < n_active
     if init == "random":
         params = _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center,
-                                          tuning, active)  # fmt: skip
+                                          tuning, active, prior)  # fmt: skip
         return params if active is None else _em.mask_components(params, active)
     if init == "random_from_data":
         # Distinct rows with positive weight as means; every row joins its nearest one.
@@ -356,5 +358,5 @@ def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_
         centers = _lloyd(X, w, centers, 100, tol, chunk_size, center, tuning, active)
     else:
         raise ValueError(f"init must be one of {_validation.INITS}, got {init!r}.")
-    params = _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center, tuning, active)
+    params = _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center, tuning, active, prior)
     return params if active is None else _em.mask_components(params, active)

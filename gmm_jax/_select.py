@@ -18,7 +18,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _driver, _init, _likelihood, _pass, _sharding, _tuning, _validation
+from gmm_jax import _driver, _init, _likelihood, _pass, _prior, _sharding, _tuning, _validation
 from gmm_jax._em import STATUS_OK, FitResult
 from gmm_jax._params import GMMParams
 from gmm_jax._precision import float32_matmuls
@@ -81,13 +81,14 @@ jax.tree_util.register_dataclass(
 
 @functools.partial(jax.jit, static_argnames=("options",))
 @float32_matmuls
-def _sweep(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions):
+def _sweep(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions, prior=None):
     """Fits of every ``K`` in ``n_components`` (traced ``(len,)``) with ``options.n_components = K_max``."""
     center = jax.lax.stop_gradient(_init.weighted_mean(X, w))
     no_bound = jnp.asarray(-jnp.inf, X.dtype)
 
     def at(k):
-        result = _driver.fit_restarts(key, X, w, None, tol, reg_covar, no_bound, options, center, n_active=k)
+        result = _driver.fit_restarts(key, X, w, None, tol, reg_covar, no_bound, options, center, n_active=k,
+                                      prior=prior)  # fmt: skip
         sums = _pass.criterion_sums(result.params, X, w, options.chunk_size, center, options.tuning)
         return _driver.uncentred(result, center), sums
 
@@ -145,6 +146,7 @@ def select(
     reg_covar: float = 1e-6,
     sample_weight=None,
     chunk_size: int | None = None,
+    prior="none",
 ) -> SelectionResult:
     """Chooses the number of components and the covariance type by an information criterion.
 
@@ -166,6 +168,11 @@ def select(
         weights.
       n_init, init, max_iter, tol, reg_covar, sample_weight, chunk_size: as in
         :func:`gmm_jax.fit`, for every fit.
+      prior: ``"none"`` (maximum likelihood), ``"default"`` (mclust's
+        ``priorControl()``: ``ConjugatePrior.default(X, K, type)`` for each
+        cell, whose scale depends on ``K``), or one ``ConjugatePrior`` for
+        every cell. The criterion uses the plain log-likelihood of the MAP
+        fit, as mclust's BIC does.
 
     Returns:
       A :class:`SelectionResult`.
@@ -187,6 +194,8 @@ def select(
     covariance_types = _check_types(covariance_types)
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
+    if isinstance(prior, str) and prior not in ("none", "default"):
+        raise ValueError(f"prior must be 'none', 'default' or a ConjugatePrior, got {prior!r}.")
     tuning = _tuning.for_data(X)
     n_blocks = _sharding.row_blocks(X)
     tol, reg_covar = _driver.check_tolerances(tol, reg_covar, X.dtype)
@@ -201,7 +210,17 @@ def select(
             init=init, n_init=n_init, max_iter=max_iter, verbose=False, chunk_size=chunk_size, tuning=tuning,
             n_blocks=n_blocks,
         )  # fmt: skip
-        result, (log_likelihood, classification) = _sweep(key, X, w, tol, reg_covar, k_array, options)
+        if isinstance(prior, str) and prior == "default":  # mclust's: a scale per K, so one sweep per K
+            parts = [_sweep(key, X, w, tol, reg_covar, jnp.asarray([k], jnp.int32), options,
+                            _driver.check_prior(_prior.ConjugatePrior.default(X, k, covariance_type), n_features,
+                                                covariance_type, X.dtype)) for k in ks]  # fmt: skip
+            result, sums = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *parts)
+            log_likelihood, classification = sums
+        else:
+            cell_prior = None if isinstance(prior, str) and prior == "none" else prior
+            cell_prior = _driver.check_prior(cell_prior, n_features, covariance_type, X.dtype)
+            result, (log_likelihood, classification) = _sweep(key, X, w, tol, reg_covar, k_array, options,
+                                                                cell_prior)  # fmt: skip
         n_params = jnp.asarray([_likelihood.n_free_parameters(covariance_type, k, n_features) for k in ks], X.dtype)
         penalty = {"aic": 2.0 * n_params}.get(criterion, n_params * jnp.log(n))
         value = -2.0 * log_likelihood + penalty

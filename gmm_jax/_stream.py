@@ -53,8 +53,8 @@ def _add_batch_statistics(total, params, X, w, center, chunk_size, tuning):
 
 @jax.jit
 @float32_matmuls
-def _em_step(state: _em.EMState, stats, tol, reg_covar, iteration):
-    update = _em.em_update(stats, state.params, reg_covar)
+def _em_step(state: _em.EMState, stats, tol, reg_covar, iteration, prior=None):
+    update = _em.em_update(stats, state.params, reg_covar, prior=prior)
     return _em.advance(state, update, tol, iteration), update.log_likelihood
 
 
@@ -214,6 +214,7 @@ def fit_stream(
     verbose: bool = False,
     chunk_size: int | None = None,
     mesh: Mesh | None = None,
+    prior=None,
 ) -> FitResult:
     """Fits a Gaussian mixture by exact EM to data streamed in host batches.
 
@@ -251,6 +252,7 @@ def fit_stream(
       chunk_size: rows per chunk inside each batch's compiled step (within
         each device's rows with ``mesh``); default bounds the step's memory as
         in ``fit``.
+      prior: optional ``ConjugatePrior``: MAP-EM, as in :func:`gmm_jax.fit`.
       mesh: optional ``Mesh`` over devices of this process (e.g.
         ``gmm.distributed.data_mesh()``): every batch is split by rows over
         them, as :func:`gmm_jax.distributed.shard` does, and the statistics
@@ -319,7 +321,8 @@ def fit_stream(
             raise ValueError("every row of the initialisation sample has zero weight; increase init_sample_size.")
         if X_sample.shape[0] < options.n_components:
             raise ValueError(f"n_components={options.n_components} must be <= n_samples={X_sample.shape[0]}.")
-        params = _driver.initialize(key, jnp.asarray(X_sample), jnp.asarray(w_sample), center, reg_covar, options)
+        prior = _driver.check_prior(prior, stream.n_features, covariance_type, stream.dtype)
+        params = _driver.initialize(key, jnp.asarray(X_sample), jnp.asarray(w_sample), center, reg_covar, options, prior)
     else:
         check_init_params(init_params, options.n_components, init_params.n_features, covariance_type)
         stream.n_features = init_params.n_features
@@ -328,8 +331,9 @@ def fit_stream(
         params = init_params.astype(X.dtype)
         center = params.weights @ params.means  # the mixture mean: the data mean after any EM step
         params = _driver.centred(params, center)
+        prior = _driver.check_prior(prior, params.n_features, covariance_type, X.dtype)
 
-    result = _run_stream_em(stream, params, center, tol, reg_covar, options, mesh)
+    result = _run_stream_em(stream, params, center, tol, reg_covar, options, mesh, _driver.centred_prior(prior, center))
     if init_params is not None:
         _check_rows(stream.n_rows, options.n_components, None)
     return _driver.check_result(result, tol, "fit_stream")
@@ -380,7 +384,7 @@ def _pass_statistics(stream, params, center, options, mesh=None):
     return total
 
 
-def _run_stream_em(stream, params, center, tol, reg_covar, options, mesh) -> FitResult:
+def _run_stream_em(stream, params, center, tol, reg_covar, options, mesh, prior=None) -> FitResult:
     """The engine's EM loop with one pass over the stream per iteration: the same update and stopping rule."""
     dtype = params.means.dtype
     trace = np.full((options.max_iter,), -np.inf, dtype)
@@ -398,12 +402,12 @@ def _run_stream_em(stream, params, center, tol, reg_covar, options, mesh) -> Fit
                            "iteration(s) are in this exception's last_params; resume with init_params=last_params.")
             raise
         previous = float(state.log_likelihood)
-        state, ll = _em_step(state, stats, tol, reg_covar, jnp.asarray(i, jnp.int32))
+        state, ll = _em_step(state, stats, tol, reg_covar, jnp.asarray(i, jnp.int32), prior)
         if options.verbose:
             _print_pass(i + 1, float(ll), float(ll) - previous, stream.n_rows, time.perf_counter() - start)
         trace[i:] = float(state.log_likelihood)  # entries after convergence repeat the final value, as in fit
     lower_bound = state.log_likelihood
     if options.max_iter == 0:
         stats = _pass_statistics(stream, state.params, center, options, mesh)
-        lower_bound = stats.log_likelihood / stats.weight_sum
+        lower_bound = _em.objective(stats, state.params, prior)
     return _driver.host_result(state, trace, lower_bound, center)
