@@ -100,3 +100,14 @@ def test_a_failed_fit_gets_an_infinite_criterion():
 def test_select_names_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         gmm.select(KEY, _blobs(), **kwargs)
+
+
+def test_select_with_mclust_default_prior_equals_map_fits():
+    X = _blobs(4)
+    sel = gmm.select(KEY, X, [1, 2], covariance_types=("diag",), prior="default", reg_covar=0.0)
+    for j, k in enumerate([1, 2]):
+        prior = gmm.ConjugatePrior.default(X, k, "diag")
+        fit = gmm.fit(KEY, X, k, covariance_type="diag", prior=prior, reg_covar=0.0)
+        np.testing.assert_allclose(sel.lower_bound[0, j], fit.lower_bound, rtol=1e-8)
+        # mclust's BIC of a MAP fit uses the plain log-likelihood
+        np.testing.assert_allclose(sel.criterion[0, j], gmm.bic(fit.params, X), rtol=1e-8)
