@@ -134,15 +134,17 @@ def bucket_size(n_rows: int) -> int:
 def pad_to_bucket(X, w):
     """``(X, w)`` padded with zero-weight copies of the last row up to :func:`bucket_size`.
 
-    Only for concrete, unsharded data of up to ``_BUCKET_MAX_ROWS`` rows
-    (tracers and sharded arrays keep their shape). Zero-weight rows change no
+    Only for unsharded data of up to ``_BUCKET_MAX_ROWS`` rows (under the
+    caller's ``jit`` too, so a jitted fit runs the same program as the eager
+    one; sharded arrays keep their shape). Zero-weight rows change no
     sum, no draw of the initialisations (inverse-CDF sampling ignores them,
     random starts are keyed by row) and no result.
     """
     n = X.shape[0]
-    if not _validation.is_concrete(X) or n > _BUCKET_MAX_ROWS or not getattr(X, "is_fully_addressable", True):
+    if n > _BUCKET_MAX_ROWS:
         return X, w
-    if len(getattr(X, "devices", lambda: [None])()) > 1:
+    if _validation.is_concrete(X) and (not getattr(X, "is_fully_addressable", True)
+                                       or len(getattr(X, "devices", lambda: [None])()) > 1):  # fmt: skip
         return X, w
     n_pad = bucket_size(n) - n
     if n_pad == 0:

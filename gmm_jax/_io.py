@@ -171,8 +171,8 @@ def _atomic_write(path: str, write) -> None:
             continue
         except FileNotFoundError:
             raise FileNotFoundError(
-                f"cannot save to {path}: the directory {os.path.dirname(path) or '.'} "
-                "does not exist") from None
+                2, f"No such file or directory: cannot save to {path}, the directory "
+                f"{os.path.dirname(path) or '.'} does not exist") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -72,6 +72,7 @@ def test_n_init_picks_the_best_of_single_fits_with_the_same_keys(covariance_type
     _tree_allclose(best.params, winner.params, rtol=1e-9)
 
 
+@pytest.mark.filterwarnings("ignore::gmm_jax.ConvergenceWarning")  # max_iter=10 is for speed
 def test_second_fit_with_the_same_shapes_does_not_recompile():
     X, _ = seed_data(0, 200)
     X2, _ = seed_data(1, 200)
