@@ -3,7 +3,7 @@
 Each covariance type is a class of static methods with the same names; the
 rest of the package picks one with ``covariance_model(covariance_type)`` and
 never branches on the type string itself. The fast EM pass of each type lives
-in ``_pass.py``; the plain math here (``mahalanobis``, ``second_moment``,
+in ``_pass.py``; the plain math here (``whiten``, ``second_moment``,
 :func:`log_gaussian_prob`) is its documented definition and the test oracle
 (``tests/test_covariance.py``).
 
@@ -137,12 +137,11 @@ class Full:
         return jnp.sum(jnp.log(jnp.diagonal(factor, axis1=-2, axis2=-1)), axis=-1)
 
     @staticmethod
-    def mahalanobis(X, means, factor):
+    def whiten(X, means, factor):
         # (x - mu_k) @ U_k written as X @ U_k - mu_k @ U_k: one large matrix
         # product over all components instead of K small ones. The data are
         # centred by `fit`, so the subtraction does not cancel badly.
-        y = jnp.einsum("nd,kde->nke", X, factor) - jnp.einsum("kd,kde->ke", means, factor)[None]
-        return jnp.sum(y * y, axis=-1)
+        return jnp.einsum("nd,kde->nke", X, factor) - jnp.einsum("kd,kde->ke", means, factor)[None]
 
     @staticmethod
     def second_moment(X, resp, shift):
@@ -197,9 +196,8 @@ class Tied:
         return jnp.sum(jnp.log(jnp.diagonal(factor)))
 
     @staticmethod
-    def mahalanobis(X, means, factor):
-        y = (X @ factor)[:, None, :] - (means @ factor)[None]
-        return jnp.sum(y * y, axis=-1)
+    def whiten(X, means, factor):
+        return (X @ factor)[:, None, :] - (means @ factor)[None]
 
     @staticmethod
     def second_moment(X, resp, shift):
@@ -254,13 +252,12 @@ class Diag:
         return jnp.sum(jnp.log(factor), axis=-1)
 
     @staticmethod
-    def mahalanobis(X, means, factor):
+    def whiten(X, means, factor):
         # Explicit differences, not scikit-learn's expansion into matrix
         # products: the expansion cancels catastrophically in float32 when a
         # narrow component sits far from the data mean. XLA fuses the
         # broadcast into the reduction (no (N, K, D) array is stored).
-        y = (X[:, None, :] - means[None, :, :]) * factor[None, :, :]
-        return jnp.sum(y * y, axis=-1)
+        return (X[:, None, :] - means[None, :, :]) * factor[None, :, :]
 
     @staticmethod
     def second_moment(X, resp, shift):
@@ -312,10 +309,9 @@ class Spherical:
         return n_features * jnp.log(factor)
 
     @staticmethod
-    def mahalanobis(X, means, factor):
-        # Explicit differences for float32 accuracy, as in Diag.mahalanobis.
-        diff = X[:, None, :] - means[None, :, :]
-        return jnp.sum(diff * diff, axis=-1) * (factor * factor)[None, :]
+    def whiten(X, means, factor):
+        # Explicit differences for float32 accuracy, as in Diag.whiten.
+        return (X[:, None, :] - means[None, :, :]) * factor[None, :, None]
 
     @staticmethod
     def second_moment(X, resp, shift):
@@ -398,9 +394,26 @@ def log_gaussian_prob(X, means, precisions_cholesky, covariance_type):
     """
     model = covariance_model(covariance_type)
     n_features = X.shape[-1]
-    maha = model.mahalanobis(X, means, precisions_cholesky)
+    y = model.whiten(X, means, precisions_cholesky)  # (N, K, D)
+    maha = jnp.sum(y * y, axis=-1)
     log_det = model.log_det_factor(precisions_cholesky, n_features)  # (K,) or () for tied
     return -0.5 * (n_features * _LOG_2PI + maha) + jnp.reshape(log_det, (1, -1))
+
+
+def nearest_component(X, means, precisions_cholesky, covariance_type):
+    """The component nearest to each sample in Mahalanobis distance: ``(N,)`` int32.
+
+    Safe where the squared distances overflow (a sample at 1e20 in float32):
+    each row's whitened differences are divided by their largest magnitude
+    before squaring, which leaves the order of the distances unchanged. It
+    decides where every component's density underflows to zero, and there
+    the log-determinants and weights no longer matter.
+    """
+    y = covariance_model(covariance_type).whiten(X, means, precisions_cholesky)  # (N, K, D)
+    scale = jnp.max(jnp.abs(y), axis=(1, 2), keepdims=True)
+    scale = jax.lax.stop_gradient(jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1.0))
+    z = y / scale
+    return jnp.argmin(jnp.sum(z * z, axis=-1), axis=1).astype(jnp.int32)
 
 
 def select_features(covariances, covariance_type, idx):

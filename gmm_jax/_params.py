@@ -222,14 +222,15 @@ jax.tree_util.register_dataclass(
 )
 
 
-def check_params(params, name: str = "params"):
+def check_params(params, name: str = "params", allow_batch: bool = False):
+    """Checks ``params`` is a ``GMMParams`` of one mixture (or, with ``allow_batch``, of leading batch axes)."""
     if not isinstance(params, GMMParams):
         raise TypeError(
             f"{name} must be a GMMParams (build one with GMMParams.from_covariances), "
             f"got {type(params).__name__}."
         )
     means_shape = getattr(params.means, "shape", None)
-    if means_shape is not None and len(means_shape) != 2:
+    if means_shape is not None and (len(means_shape) < 2 if allow_batch else len(means_shape) != 2):
         raise ValueError(
             f"{name} must be one mixture, with means of shape (n_components, n_features), got means of shape "
             f"{tuple(means_shape)}"

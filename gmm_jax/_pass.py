@@ -309,7 +309,8 @@ class TiedPass:
         return TiedConstants(means, factor, _covariance.Tied.log_det_factor(factor, means.shape[-1]))
 
     def log_densities(self, consts, X):
-        maha = _covariance.Tied.mahalanobis(X, consts.means, consts.factor)  # (B, K)
+        y = _covariance.Tied.whiten(X, consts.means, consts.factor)  # (B, K, D)
+        maha = jnp.sum(y * y, axis=-1)
         return (-0.5 * (X.shape[-1] * _LOG_2PI + maha) + consts.log_det).T, RowFeatures(X)
 
     def sums(self, consts, feats, resp):
@@ -551,17 +552,32 @@ def map_scores(params, X, what: str, chunk_size, center, tuning: Tuning):
     consts = p.constants(params.means, params.precisions_cholesky)
     log_weights = jnp.log(params.weights)
 
+    def far_rows(Xc, wlp):
+        # Rows where every component's density underflows (a point at 1e20 in
+        # float32) have no finite responsibilities; there the component
+        # nearest in Mahalanobis terms takes all the mass, as in the limit.
+        # Computed only when a chunk has such a row (both branches under vmap).
+        far = ~jnp.isfinite(jnp.max(wlp, axis=0))  # (B,)
+        nearest = jax.lax.cond(
+            jnp.any(far),
+            lambda: _covariance.nearest_component(Xc, params.means, params.precisions_cholesky, params.covariance_type),
+            lambda: jnp.zeros(Xc.shape[0], jnp.int32),
+        )
+        return far, nearest
+
     def chunk(Xc):
         log_gauss, _ = p.log_densities(consts, Xc)
         wlp = log_gauss + log_weights[:, None]  # (K, B)
-        if what == "labels":
-            return jnp.argmax(wlp, axis=0).astype(jnp.int32)
-        e, total, log_norm = _log_normalizer(wlp, tuning)
         if what == "log_prob":
-            return log_norm
+            return _log_normalizer(wlp, tuning)[2]
+        far, nearest = far_rows(Xc, wlp)
+        if what == "labels":
+            return jnp.where(far, nearest, jnp.argmax(wlp, axis=0).astype(jnp.int32))
+        e, total, log_norm = _log_normalizer(wlp, tuning)
+        one_hot = jax.nn.one_hot(nearest, wlp.shape[0], dtype=wlp.dtype)  # (B, K)
         if what == "proba":
-            return (e / total[None, :]).T
-        log_resp = (wlp - log_norm[None, :]).T
+            return jnp.where(far[:, None], one_hot, (e / total[None, :]).T)
+        log_resp = jnp.where(far[:, None], jnp.log(one_hot), (wlp - log_norm[None, :]).T)
         return (log_resp, log_norm) if what == "log_resp_and_log_prob" else log_resp
 
     return _rows.map_over_rows(chunk, X, chunk_size, center)

@@ -87,7 +87,7 @@ def to_unconstrained(params: GMMParams) -> UnconstrainedParams:
       >>> bool(jnp.allclose(back.covariances, params.covariances, rtol=1e-12))
       True
     """
-    check_params(params)
+    check_params(params, allow_batch=True)
     log_w = jnp.log(params.weights)
     logits = log_w[..., :-1] - log_w[..., -1:]
     factor = params.precisions_cholesky

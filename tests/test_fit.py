@@ -1,3 +1,5 @@
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -73,6 +75,19 @@ def test_n_init_picks_the_best_of_single_fits_with_the_same_keys(covariance_type
 
 
 @pytest.mark.filterwarnings("ignore::gmm_jax.ConvergenceWarning")  # max_iter=10 is for speed
+def test_a_fit_stopped_by_max_iter_warns_and_a_converged_or_traced_one_does_not():
+    X, _ = seed_data(3)
+    with pytest.warns(gmm.ConvergenceWarning, match="max_iter=1"):
+        gmm.fit(jax.random.key(0), X, 2, max_iter=1, tol=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert bool(gmm.fit(jax.random.key(0), X, 2, max_iter=200, tol=1e-3).converged)
+        gmm.fit(jax.random.key(0), X, 2, max_iter=0)  # a start only
+        gmm.fit(jax.random.key(0), X, 2, max_iter=1, tol=0.0)  # no tolerance: a fixed number of iterations
+        result = jax.jit(lambda X: gmm.fit(jax.random.key(0), X, 2, max_iter=1, tol=1e-3))(X)  # nothing can warn under jit
+    assert not bool(result.converged)
+
+
 def test_second_fit_with_the_same_shapes_does_not_recompile():
     X, _ = seed_data(0, 200)
     X2, _ = seed_data(1, 200)

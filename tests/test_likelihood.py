@@ -81,3 +81,29 @@ def test_log_prob_is_differentiable_with_respect_to_means(rng):
         return -jnp.mean(gmm.log_prob(params.replace(means=means), X))
 
     jax.test_util.check_grads(nll, (params.means,), order=2, modes=["fwd", "rev"])
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype, far", [(np.float32, 1e20), (np.float64, 1e160)])
+def test_a_far_point_goes_wholly_to_the_nearest_component_in_mahalanobis_terms(covariance_type, dtype, far):
+    # Every density underflows to zero there, so softmax alone gives NaN.
+    # Component 1 is wider (variance 4 against 1) and so nearer in Mahalanobis terms.
+    covariances = {
+        "full": np.stack([np.eye(2), 4 * np.eye(2)]),
+        "diag": np.array([[1.0, 1.0], [4.0, 4.0]]),
+        "spherical": np.array([1.0, 4.0]),
+        "tied": np.diag([1.0, 4.0]),
+    }[covariance_type]
+    means = np.array([[0.0, 0.0], [3.0, 3.0]])
+    params = gmm.GMMParams.from_covariances(np.array([0.9, 0.1]), means, covariances, covariance_type).astype(dtype)
+    X = np.array([[0.1, 0.2], [far, 0.0], [0.0, -far]], dtype)
+    # tied: one shape, so the nearer mean wins: the first for +far on x, ...
+    # (both means are lost in the rounding of far, a tie broken towards 0).
+    expected = [0, 0, 0] if covariance_type == "tied" else [0, 1, 1]
+    proba = np.asarray(gmm.predict_proba(params, X))
+    assert np.all(np.isfinite(proba)) and np.allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba[1:], np.eye(2)[expected[1:]])
+    np.testing.assert_array_equal(gmm.predict(params, X), expected)
+    np.testing.assert_array_equal(np.argmax(gmm.e_step(params, X)[1], axis=1), expected)
+    np.testing.assert_array_equal(jax.vmap(gmm.predict, in_axes=(None, 0))(params, X[None])[0], expected)
+    assert np.asarray(gmm.log_prob(params, X))[1] == -np.inf
