@@ -89,7 +89,7 @@ _NK_EPS = 10
 
 
 def params_from_statistics(
-    stats: SufficientStatistics, shift, covariance_type, reg_covar, previous=None, prior=None
+    stats: SufficientStatistics, shift, covariance_type, reg_covar, previous=None, prior=None, active=None
 ) -> GMMParams:
     """The M-step: new parameters from sufficient statistics accumulated around ``shift``.
 
@@ -101,9 +101,11 @@ def params_from_statistics(
     no responsibility) would get an undefined covariance; it keeps its
     ``previous`` mean and covariance instead, with a weight of (almost) zero,
     so the parameters stay finite and the component can still recapture data.
+    ``active`` (``(K,)`` bool, model selection) tells the MAP M-step which
+    components are in the model; the ML M-step needs no such count.
     """
     if prior is not None:
-        return _map_params_from_statistics(stats, shift, covariance_type, reg_covar, previous, prior)
+        return _map_params_from_statistics(stats, shift, covariance_type, reg_covar, previous, prior, active)
     model = _covariance.covariance_model(covariance_type)
     eps = jnp.finfo(stats.s1.dtype).eps
     total = jnp.sum(stats.nk)
@@ -132,7 +134,7 @@ def params_from_statistics(
     return GMMParams(weights, means, factor, covariance_type)
 
 
-def _map_params_from_statistics(stats, shift, covariance_type, reg_covar, previous, prior) -> GMMParams:
+def _map_params_from_statistics(stats, shift, covariance_type, reg_covar, previous, prior, active=None) -> GMMParams:
     """The MAP M-step (``_prior.posterior_mode``) as ``GMMParams``.
 
     The prior's scale keeps every covariance positive definite, so no
@@ -142,7 +144,7 @@ def _map_params_from_statistics(stats, shift, covariance_type, reg_covar, previo
     """
     model = _covariance.covariance_model(covariance_type)
     weights, means, covariances = _prior.posterior_mode(
-        stats.nk, stats.s1, stats.s2, shift, covariance_type, reg_covar, prior)  # fmt: skip
+        stats.nk, stats.s1, stats.s2, shift, covariance_type, reg_covar, prior, active)  # fmt: skip
     factor = model.factor_from_covariances(covariances)
     if previous is not None and covariance_type != "tied":
         empty = empty_components(stats.nk) & ~(prior.shrinkage > 0)
@@ -152,11 +154,14 @@ def _map_params_from_statistics(stats, shift, covariance_type, reg_covar, previo
     return GMMParams(weights, means, factor, covariance_type)
 
 
-def objective(stats: SufficientStatistics, params: GMMParams, prior=None) -> jax.Array:
-    """The mean per-sample objective EM increases: log-likelihood, plus ``log_prior / N`` with a prior."""
+def objective(stats: SufficientStatistics, params: GMMParams, prior=None, active=None) -> jax.Array:
+    """The mean per-sample objective EM increases: log-likelihood, plus ``log_prior / N`` with a prior.
+
+    ``active``: the components in the model (model selection), None for all.
+    """
     total = stats.log_likelihood
     if prior is not None:
-        total = total + _prior.log_prior(params, prior)
+        total = total + _prior.log_prior(params, prior, active)
     return total / stats.weight_sum
 
 
@@ -219,11 +224,11 @@ def em_update(stats: SufficientStatistics, params: GMMParams, reg_covar, active=
     M-step is the posterior mode and the objective the penalised one.
     """
     new = params_from_statistics(stats, params.means, params.covariance_type, reg_covar, previous=params,
-                                 prior=prior)  # fmt: skip
+                                 prior=prior, active=active)  # fmt: skip
     empty = empty_components(stats.nk)
     if active is not None:
         new, empty = mask_components(new, active), empty & active
-    log_likelihood = objective(stats, params, prior)
+    log_likelihood = objective(stats, params, prior, active)
     ok = all_finite(new) & jnp.isfinite(log_likelihood)
     return Update(log_likelihood, new, ok, jnp.sum(empty).astype(jnp.int32))
 
@@ -364,7 +369,7 @@ def run_em(params: GMMParams, data: EMData, *, max_iter, chunk_size, tuning, ver
     if max_iter == 0:
         state, trace = start_state(params, data.init_lower_bound), jnp.zeros((0,), dtype)
         stats = statistics(params, data.X, data.w, chunk_size, data.center, tuning, n_slots)
-        lower_bound = objective(stats, params, data.prior)
+        lower_bound = objective(stats, params, data.prior, data.active)
     else:
         state, trace = em(params, data)
         lower_bound = state.log_likelihood

@@ -304,7 +304,7 @@ def _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, c
 
     stats = _pass.statistics_from_responsibilities(
         responsibilities, X, w, centers, covariance_type, tuning, chunk_size, center)  # fmt: skip
-    return _em.params_from_statistics(stats, centers, covariance_type, reg_covar, prior=prior)
+    return _em.params_from_statistics(stats, centers, covariance_type, reg_covar, prior=prior, active=active)
 
 
 def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center, tuning,
@@ -324,7 +324,7 @@ def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar
 
     stats = _pass.statistics_from_responsibilities(
         responsibilities, X, w, shift, covariance_type, tuning, chunk_size, center)  # fmt: skip
-    return _em.params_from_statistics(stats, shift, covariance_type, reg_covar, prior=prior)
+    return _em.params_from_statistics(stats, shift, covariance_type, reg_covar, prior=prior, active=active)
 
 
 def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size, center, tuning,

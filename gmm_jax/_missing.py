@@ -519,7 +519,7 @@ def impute(params, X, *, sample: bool = False, key=None):
       ...     jnp.array([1.0]), jnp.array([[0.0, 0.0]]),
       ...     jnp.array([[[1.0, 0.8], [0.8, 1.0]]]), "full")
       >>> X = jnp.array([[1.0, jnp.nan], [jnp.nan, -2.0]])
-      >>> gmm.impute(params, X).round(3).tolist()   # Sigma_mo / Sigma_oo = 0.8
+      >>> [[round(float(v), 3) for v in row] for row in gmm.impute(params, X)]   # Sigma_mo / Sigma_oo = 0.8
       [[1.0, 0.8], [-1.6, -2.0]]
       >>> gmm.impute(params, X, sample=True, key=jax.random.key(0)).shape
       (2, 2)

@@ -86,7 +86,7 @@ class ConjugatePrior:
       >>> import jax, gmm_jax as gmm
       >>> X = jax.random.normal(jax.random.key(0), (100, 2))
       >>> prior = gmm.ConjugatePrior.default(X, 3, "full")   # mclust's defaultPrior
-      >>> float(prior.shrinkage), float(prior.dof), prior.scale.shape
+      >>> round(float(prior.shrinkage), 6), float(prior.dof), prior.scale.shape
       (0.01, 4.0, (2, 2))
       >>> result = gmm.fit(jax.random.key(1), X, 3, prior=prior)
       >>> bool(result.converged)
@@ -130,8 +130,8 @@ class ConjugatePrior:
           >>> import numpy as np, gmm_jax as gmm
           >>> X = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0], [2.0, 4.0]])
           >>> p = gmm.ConjugatePrior.default(X, 2, "diag")
-          >>> float(p.scale)                      # (4/3 + 16/3) / 2 / 2
-          1.6666666666666667
+          >>> round(float(p.scale), 6)            # (4/3 + 16/3) / 2 / 2
+          1.666667
         """
         X = _validation.check_data(X, min_samples=2)
         _validation.check_covariance_type(covariance_type)
@@ -273,13 +273,13 @@ class _Full:
         return s2 - _outer(s1) / nk_safe[:, None, None] + c[:, None, None] * _outer(delta)
 
     @staticmethod
-    def covariances(scatter, nk, prior, m, reg_covar):
+    def covariances(scatter, nk, prior, m, reg_covar, on):
         d = scatter.shape[-1]
         cov = (prior.scale[None] + scatter) / (prior.dof + nk + d + 1 + m)[:, None, None]
         return cov + reg_covar * jnp.eye(d, dtype=cov.dtype)[None]
 
     @staticmethod
-    def log_prior(params, prior, m):
+    def log_prior(params, prior, m, on):
         u = params.precisions_cholesky  # (K, D, D)
         d = u.shape[-1]
         log_det_cov = -2.0 * jnp.sum(jnp.log(jnp.diagonal(u, axis1=-2, axis2=-1)), axis=-1)  # (K,)
@@ -287,26 +287,27 @@ class _Full:
         trace = jnp.sum(prior.scale[None] * precision, axis=(-2, -1))
         y = jnp.einsum("kd,kde->ke", params.means - prior.mean[None], u)
         maha = jnp.sum(y * y, axis=-1)
-        return jnp.sum(-0.5 * (prior.dof + d + 1 + m) * log_det_cov - 0.5 * trace - 0.5 * prior.shrinkage * maha)
+        return jnp.sum(on * (-0.5 * (prior.dof + d + 1 + m) * log_det_cov - 0.5 * trace - 0.5 * prior.shrinkage * maha))
 
 
 class _Tied:
     scatter = staticmethod(_Full.scatter)
 
     @staticmethod
-    def covariances(scatter, nk, prior, m, reg_covar):
-        k, d = scatter.shape[0], scatter.shape[-1]
+    def covariances(scatter, nk, prior, m, reg_covar, on):
+        k, d = jnp.sum(on), scatter.shape[-1]  # the components in use
         cov = (prior.scale + jnp.sum(scatter, axis=0)) / (prior.dof + jnp.sum(nk) + d + 1 + k * m)
         return cov + reg_covar * jnp.eye(d, dtype=cov.dtype)
 
     @staticmethod
-    def log_prior(params, prior, m):
+    def log_prior(params, prior, m, on):
         u = params.precisions_cholesky  # (D, D)
-        k, d = params.means.shape
+        k, d = jnp.sum(on), params.means.shape[-1]
         log_det_cov = -2.0 * jnp.sum(jnp.log(jnp.diagonal(u)))
         trace = jnp.sum(prior.scale * (u @ u.T))
         y = (params.means - prior.mean[None]) @ u
-        return -0.5 * (prior.dof + d + 1 + k * m) * log_det_cov - 0.5 * trace - 0.5 * prior.shrinkage * jnp.sum(y * y)
+        maha = jnp.sum(on[:, None] * y * y)
+        return -0.5 * (prior.dof + d + 1 + k * m) * log_det_cov - 0.5 * trace - 0.5 * prior.shrinkage * maha
 
 
 class _Diag:
@@ -316,16 +317,17 @@ class _Diag:
         return s2 - s1 * s1 / nk_safe[:, None] + c[:, None] * delta * delta
 
     @staticmethod
-    def covariances(scatter, nk, prior, m, reg_covar):
+    def covariances(scatter, nk, prior, m, reg_covar, on):
         return (prior.scale + scatter) / (prior.dof + nk + 2 + m)[:, None] + reg_covar
 
     @staticmethod
-    def log_prior(params, prior, m):
+    def log_prior(params, prior, m, on):
         precision = params.precisions_cholesky**2  # (K, D)
         log_var = -jnp.log(precision)
         diff = params.means - prior.mean[None]
         return jnp.sum(
-            -0.5 * (prior.dof + 2 + m) * log_var - 0.5 * (prior.scale + prior.shrinkage * diff * diff) * precision
+            on[:, None]
+            * (-0.5 * (prior.dof + 2 + m) * log_var - 0.5 * (prior.scale + prior.shrinkage * diff * diff) * precision)
         )
 
 
@@ -336,19 +338,22 @@ class _Spherical:
         return jnp.sum(_Diag.scatter(s2, s1, nk_safe, c, delta), axis=-1)
 
     @staticmethod
-    def covariances(scatter, nk, prior, m, reg_covar):
+    def covariances(scatter, nk, prior, m, reg_covar, on):
         d = prior.mean.shape[-1]
         return (prior.scale + scatter) / (prior.dof + nk * d + 2 + d * m) + reg_covar
 
     @staticmethod
-    def log_prior(params, prior, m):
+    def log_prior(params, prior, m, on):
         precision = params.precisions_cholesky**2  # (K,)
         d = params.means.shape[-1]
         diff = params.means - prior.mean[None]
         dist = jnp.sum(diff * diff, axis=-1)
         return jnp.sum(
-            -0.5 * (prior.dof + 2 + d * m) * (-jnp.log(precision))
-            - 0.5 * (prior.scale + prior.shrinkage * dist) * precision
+            on
+            * (
+                -0.5 * (prior.dof + 2 + d * m) * (-jnp.log(precision))
+                - 0.5 * (prior.scale + prior.shrinkage * dist) * precision
+            )
         )
 
 
@@ -360,7 +365,7 @@ def _rule(covariance_type):
     return _RULES[covariance_type]
 
 
-def posterior_mode(nk, s1, s2, shift, covariance_type: str, reg_covar, prior: ConjugatePrior):
+def posterior_mode(nk, s1, s2, shift, covariance_type: str, reg_covar, prior: ConjugatePrior, active=None):
     """The MAP M-step: weights, means and covariances from sufficient statistics.
 
     Args:
@@ -372,6 +377,9 @@ def posterior_mode(nk, s1, s2, shift, covariance_type: str, reg_covar, prior: Co
       covariance_type: static type string.
       reg_covar: added to the diagonal of the posterior-mode covariances.
       prior: the ``ConjugatePrior`` (in the same coordinates as ``shift``).
+      active: optional ``(K,)`` bool, the components in use (model
+        selection); the others get weight 0 and do not count in the
+        Dirichlet normaliser or the pooled (tied) covariance.
 
     Returns:
       ``(weights (K,), means (K, D), covariances)`` with covariances in
@@ -393,7 +401,8 @@ def posterior_mode(nk, s1, s2, shift, covariance_type: str, reg_covar, prior: Co
     dtype = s1.dtype
     prior = prior.astype(dtype)
     eps = jnp.finfo(dtype).eps
-    n_components = nk.shape[0]
+    on = _in_use(active, nk.shape[0], dtype)
+    n_components = jnp.sum(on)
     kappa, alpha = prior.shrinkage, prior.weight_concentration
     m = (kappa > 0).astype(dtype)
     # 10 eps, as the ML M-step: a component with no mass (and no prior on its
@@ -407,12 +416,17 @@ def posterior_mode(nk, s1, s2, shift, covariance_type: str, reg_covar, prior: Co
     delta = s1 / nk_safe[:, None] - to_prior  # xbar - prior mean
     c = kappa * nk / (kappa + nk_safe)
     scatter = rule.scatter(s2, s1, nk_safe, c, delta)
-    covariances = rule.covariances(scatter, nk, prior, m, reg_covar)
-    weights = (nk + alpha - 1) / (jnp.sum(nk) + n_components * (alpha - 1))
+    covariances = rule.covariances(scatter, nk, prior, m, reg_covar, on)
+    weights = on * (nk + alpha - 1) / (jnp.sum(nk) + n_components * (alpha - 1))
     return weights, means, covariances
 
 
-def log_prior(params, prior: ConjugatePrior) -> jax.Array:
+def _in_use(active, n_components, dtype):
+    """``(K,)`` 1.0 for the components in use, 0.0 for those switched off."""
+    return jnp.ones(n_components, dtype) if active is None else jnp.asarray(active).astype(dtype)
+
+
+def log_prior(params, prior: ConjugatePrior, active=None) -> jax.Array:
     """Log density of ``prior`` at ``params``, up to a constant that depends only on the prior.
 
     ``log p(weights) + sum_k log p(mean_k, Sigma_k)``, with the exponents the
@@ -422,6 +436,8 @@ def log_prior(params, prior: ConjugatePrior) -> jax.Array:
     Args:
       params: a ``GMMParams`` (any covariance type).
       prior: a ``ConjugatePrior`` in the same coordinates.
+      active: optional ``(K,)`` bool: only these components are in the model
+        (model selection switches the others off).
 
     Returns:
       ``()`` the log prior density (minus its normalising constant).
@@ -439,6 +455,7 @@ def log_prior(params, prior: ConjugatePrior) -> jax.Array:
     dtype = params.means.dtype
     prior = prior.astype(dtype)
     m = (prior.shrinkage > 0).astype(dtype)
-    weights_term = jnp.sum(xlogy(prior.weight_concentration - 1, params.weights))
-    return weights_term + rule.log_prior(params, prior, m)
+    on = _in_use(active, params.weights.shape[0], dtype)
+    weights_term = jnp.sum(on * xlogy(prior.weight_concentration - 1, jnp.where(on > 0, params.weights, 1.0)))
+    return weights_term + rule.log_prior(params, prior, m, on)
 

@@ -76,7 +76,7 @@ def marginal(params: GMMParams, features: Sequence[int]) -> GMMParams:
       ...     [0.3, 0.7], [[0.0, 1.0, 2.0], [5.0, 6.0, 7.0]],
       ...     [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], covariance_type="diag")
       >>> m = gmm.plot.marginal(params, (2, 0))
-      >>> m.means.tolist(), m.covariances.tolist()
+      >>> m.means.tolist(), m.covariances.round(6).tolist()
       ([[2.0, 0.0], [7.0, 5.0]], [[3.0, 1.0], [6.0, 4.0]])
     """
     idx = _check_features(features, params.n_features, at_least=1)

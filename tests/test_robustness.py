@@ -627,7 +627,11 @@ def test_sample_refuses_a_batch_of_mixtures():
 # --- 7. doctests as a user runs them (float32, no test configuration) ------------------------------------
 
 _DOCTEST_RUNNER = """
-import doctest, importlib, io, json, sys, contextlib
+import contextlib, doctest, importlib, io, json, sys, warnings
+import gmm_jax
+# As the suite's own configuration: warnings are errors, except gmm_jax's ConvergenceWarning.
+warnings.simplefilter("error")
+warnings.simplefilter("ignore", gmm_jax.ConvergenceWarning)
 results = {}
 for name in sys.argv[1:]:
     out = io.StringIO()
@@ -640,13 +644,6 @@ for name in sys.argv[1:]:
 print("RESULTS" + json.dumps(results))
 """
 
-# Modules that fail in float32 and are not fixed here (their owners' files);
-# the report of issue 17 gives each fix.
-_KNOWN_FLOAT32_DOCTEST_FAILURES = {
-    "gmm_jax._likelihood": "log_prob example prints float64 digits: round(float(...), 6)",
-    "gmm_jax.plot": "marginal example prints 3.000000238418579: round the covariances",
-}
-
 
 def _doctest_targets():
     import pkgutil
@@ -657,28 +654,31 @@ def _doctest_targets():
 
 @pytest.fixture(scope="module")
 def float32_doctests(tmp_path_factory):
+    """Every docstring example and the README, run as a user runs them: a plain session, float32.
+
+    This is the suite's one run of the examples (the conftest's float64 would
+    hide float32 digits). The README and the modules run in two processes
+    side by side: they take about as long, and compiling is single-threaded.
+    """
     runner = tmp_path_factory.mktemp("doctests") / "run.py"
     runner.write_text(_DOCTEST_RUNNER)
     env = _env()
     env["MPLBACKEND"] = "Agg"
-    proc = subprocess.run([sys.executable, str(runner), *_doctest_targets()], env=env, cwd=runner.parent,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
-    line = next((line for line in proc.stdout.splitlines() if line.startswith("RESULTS")), None)
-    assert line is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(line[len("RESULTS") :])
+    targets = _doctest_targets()
+    groups = [targets[-1:], targets[:-1]]  # README.md, the modules
+    procs = [subprocess.Popen([sys.executable, str(runner), *group], env=env, cwd=runner.parent,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for group in groups]  # fmt: skip
+    results = {}
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=900)
+        line = next((line for line in stdout.splitlines() if line.startswith("RESULTS")), None)
+        assert line is not None, stdout[-3000:] + stderr[-3000:]
+        results.update(json.loads(line[len("RESULTS") :]))
+    return results
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "target",
-    [
-        pytest.param(t, marks=pytest.mark.xfail(reason=_KNOWN_FLOAT32_DOCTEST_FAILURES[t], strict=False))
-        if t in _KNOWN_FLOAT32_DOCTEST_FAILURES
-        else t
-        for t in _doctest_targets()
-    ],
-    ids=lambda t: Path(t).name,
-)
+@pytest.mark.parametrize("target", _doctest_targets(), ids=lambda t: Path(t).name)
 def test_doctests_pass_in_a_plain_float32_session(float32_doctests, target):
     failed, attempted, report = float32_doctests[target]
     assert failed == 0, f"{failed} of {attempted} examples fail without jax_enable_x64:\n{report}"

@@ -19,7 +19,7 @@ def _blobs(seed=0):
 @pytest.mark.parametrize("init", ["kmeans", "k-means++", "random", "random_from_data"])
 def test_select_entries_equal_separate_fits_with_the_same_key(init):
     X = _blobs()
-    ks = [1, 2, 4]
+    ks = [1, 3]  # K = 1 with two components switched off, and K = K_max
     types = ("full", "spherical") if init in ("kmeans", "random") else ("tied", "diag")
     sel = gmm.select(KEY, X, ks, covariance_types=types, init=init, n_init=2, max_iter=40, tol=1e-4)
     for t, covariance_type in enumerate(types):
@@ -80,7 +80,9 @@ def test_select_composes_with_vmap_over_datasets():
 
 
 def test_a_failed_fit_gets_an_infinite_criterion():
-    X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0]]), 30, axis=0)
+    # Three distinct points, not on one line: one component is well defined,
+    # three collapse onto single points (singular without reg_covar).
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), 20, axis=0)
     sel = gmm.select(KEY, X, [1, 3], covariance_types=("full",), reg_covar=0.0, init="random")
     assert np.isinf(float(sel.criterion[0, 1])) and int(sel.status[0, 1]) == 1
     assert np.isfinite(float(sel.criterion[0, 0]))
@@ -104,10 +106,13 @@ def test_select_names_bad_arguments(kwargs, error, match):
 
 def test_select_with_mclust_default_prior_equals_map_fits():
     X = _blobs(4)
-    sel = gmm.select(KEY, X, [1, 2], covariance_types=("diag",), prior="default", reg_covar=0.0)
-    for j, k in enumerate([1, 2]):
-        prior = gmm.ConjugatePrior.default(X, k, "diag")
-        fit = gmm.fit(KEY, X, k, covariance_type="diag", prior=prior, reg_covar=0.0)
-        np.testing.assert_allclose(sel.lower_bound[0, j], fit.lower_bound, rtol=1e-8)
-        # mclust's BIC of a MAP fit uses the plain log-likelihood
-        np.testing.assert_allclose(sel.criterion[0, j], gmm.bic(fit.params, X), rtol=1e-8)
+    # The K = 1 entry is fitted with the second component switched off: the
+    # prior must not count it (its log density, the tied pooling, the weights).
+    sel = gmm.select(KEY, X, [1, 2], covariance_types=("diag", "tied"), prior="default", reg_covar=0.0)
+    for i, covariance_type in enumerate(("diag", "tied")):
+        for j, k in enumerate([1, 2]):
+            prior = gmm.ConjugatePrior.default(X, k, covariance_type)
+            fit = gmm.fit(KEY, X, k, covariance_type=covariance_type, prior=prior, reg_covar=0.0)
+            np.testing.assert_allclose(sel.lower_bound[i, j], fit.lower_bound, rtol=1e-8)
+            # mclust's BIC of a MAP fit uses the plain log-likelihood
+            np.testing.assert_allclose(sel.criterion[i, j], gmm.bic(fit.params, X), rtol=1e-8)
