@@ -393,6 +393,15 @@ def weighted_log_prob(params, X, n_slots, chunk_size=None):
     return _rows.map_over_rows(lambda Xc: _chunk_posterior(model, consts, log_weights, Xc)[0].T, X, chunk_size, center)
 
 
+def criterion_sums(params, X, w, n_slots, chunk_size=None):
+    """``(sum_n w_n log p(x_n, observed), sum_n w_n max_k log r_nk)``, as ``_pass.criterion_sums`` (traceable)."""
+    wlp = weighted_log_prob(params, X, n_slots, chunk_size)  # (N, K)
+    log_norm = jax.nn.logsumexp(wlp, axis=1)
+    keep = w > 0  # zero-weight rows count for nothing, even at -inf
+    top = jnp.max(wlp, axis=1)
+    return (jnp.sum(jnp.where(keep, w * log_norm, 0.0)), jnp.sum(jnp.where(keep, w * (top - log_norm), 0.0)))
+
+
 def _conditional_means(model, feats, means):
     """Per component, the row completed with that component's conditional mean, centred: (K, B, D)."""
     if isinstance(model, MissingDiag):

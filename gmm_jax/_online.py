@@ -53,17 +53,10 @@ class OnlineState(NamedTuple):
     step: jax.Array
 
 
-class OnlineFitResult(NamedTuple):
-    """What :func:`fit_online` returns: the fields of a ``FitResult`` plus the ``state`` to resume from."""
-
-    params: GMMParams
-    log_likelihood: jax.Array
-    n_iter: jax.Array
-    converged: jax.Array
-    lower_bound: jax.Array
-    status: jax.Array
-    n_empty: jax.Array
-    state: OnlineState
+# The fields of a FitResult, in its order, then the state: written once, in _em.
+OnlineFitResult = NamedTuple("OnlineFitResult", [*FitResult.__annotations__.items(), ("state", OnlineState)])
+OnlineFitResult.__doc__ = """What :func:`fit_online` returns: the fields of a ``FitResult`` plus the ``state`` to resume from."""
+OnlineFitResult.__module__ = __name__
 
 
 def _recenter(stats: SufficientStatistics, old_shift, new_shift, covariance_type, tuning) -> SufficientStatistics:

@@ -18,7 +18,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _driver, _init, _likelihood, _pass, _prior, _sharding, _tuning, _validation
+from gmm_jax import _driver, _likelihood, _missing, _pass, _prior, _sharding, _tuning, _validation
 from gmm_jax._em import STATUS_OK, FitResult
 from gmm_jax._params import GMMParams
 from gmm_jax._precision import float32_matmuls
@@ -83,14 +83,19 @@ jax.tree_util.register_dataclass(
 @float32_matmuls
 def _sweep(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions, prior=None):
     """Fits of every ``K`` in ``n_components`` (traced ``(len,)``) with ``options.n_components = K_max``."""
-    center = jax.lax.stop_gradient(_init.weighted_mean(X, w))
+    w = _driver.fit_weights(X, w, options)  # with missing data, rows with nothing observed count for nothing
+    center = _driver.data_center(X, w, options)
     no_bound = jnp.asarray(-jnp.inf, X.dtype)
 
     def at(k):
         result = _driver.fit_restarts(key, X, w, None, tol, reg_covar, no_bound, options, center, n_active=k,
                                       prior=prior)  # fmt: skip
-        sums = _pass.criterion_sums(result.params, X, w, options.chunk_size, center, options.tuning)
-        return _driver.uncentred(result, center), sums
+        fitted = _driver.uncentred(result, center)
+        if options.n_slots is None:
+            sums = _pass.criterion_sums(result.params, X, w, options.chunk_size, center, options.tuning)
+        else:  # the observed-data log-likelihood, through the missing-data pass
+            sums = _missing.criterion_sums(fitted.params, X, w, options.n_slots, options.chunk_size)
+        return fitted, sums
 
     if _driver.in_sequence(*X.shape, options):
         return jax.lax.map(at, n_components)
@@ -147,6 +152,7 @@ def select(
     sample_weight=None,
     chunk_size: int | None = None,
     prior="none",
+    nan_policy: str = "raise",
 ) -> SelectionResult:
     """Chooses the number of components and the covariance type by an information criterion.
 
@@ -173,6 +179,11 @@ def select(
         cell, whose scale depends on ``K``), or one ``ConjugatePrior`` for
         every cell. The criterion uses the plain log-likelihood of the MAP
         fit, as mclust's BIC does.
+      nan_policy: as in :func:`gmm_jax.fit`: with ``"marginalize"`` every
+        fit is the missing-data EM and the criterion uses the log-likelihood
+        of the observed entries; ``N`` counts the rows with something
+        observed. ``prior="default"`` needs complete data (pass a
+        ``ConjugatePrior`` instead).
 
     Returns:
       A :class:`SelectionResult`.
@@ -188,10 +199,21 @@ def select(
       2
     """
     _validation.check_key(key)
-    X = _validation.check_data(X)
+    X = _validation.check_data(X, nan_policy=nan_policy)
     n_samples, n_features = X.shape
     ks = _check_components(n_components, n_samples)
     covariance_types = _check_types(covariance_types)
+    missing = nan_policy == "marginalize"
+    if missing:
+        _validation.check_observed_features(X)
+        if isinstance(prior, str) and prior == "default":
+            raise ValueError(
+                "prior='default' is computed from complete data (mclust's defaultPrior), but "
+                "nan_policy='marginalize' was given; pass a ConjugatePrior instead, e.g. "
+                "gmm.ConjugatePrior.default of the complete rows."
+            )
+        # A static bound on the NaN entries per row, as in fit (D under a transformation).
+        n_missing = _missing.max_missing(X)
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
     if isinstance(prior, str) and prior not in ("none", "default"):
@@ -201,14 +223,14 @@ def select(
     tol, reg_covar = _driver.check_tolerances(tol, reg_covar, X.dtype)
     w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype)
     k_array = jnp.asarray(ks, jnp.int32)
-    n = jnp.sum(w)
+    n = jnp.sum(_missing.informative_weights(X, w) if missing else w)
     rows = {name: [] for name in ("criterion", "lower_bound", "converged", "n_iter", "status")}
     fits = []
     for covariance_type in covariance_types:
         options = _driver.fit_options(
             n_samples=n_samples, n_features=n_features, n_components=max(ks), covariance_type=covariance_type,
             init=init, n_init=n_init, max_iter=max_iter, verbose=False, chunk_size=chunk_size, tuning=tuning,
-            n_blocks=n_blocks,
+            n_blocks=n_blocks, n_slots=(n_missing if covariance_type in ("full", "tied") else 0) if missing else None,
         )  # fmt: skip
         if isinstance(prior, str) and prior == "default":  # mclust's: a scale per K, so one sweep per K
             parts = [_sweep(key, X, w, tol, reg_covar, jnp.asarray([k], jnp.int32), options,

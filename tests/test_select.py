@@ -116,3 +116,21 @@ def test_select_with_mclust_default_prior_equals_map_fits():
             np.testing.assert_allclose(sel.lower_bound[i, j], fit.lower_bound, rtol=1e-8)
             # mclust's BIC of a MAP fit uses the plain log-likelihood
             np.testing.assert_allclose(sel.criterion[i, j], gmm.bic(fit.params, X), rtol=1e-8)
+
+
+def test_select_with_missing_values_equals_missing_data_fits_and_their_bic():
+    X = _blobs(5)
+    X[np.random.default_rng(5).random(X.shape) < 0.15] = np.nan
+    X[3] = np.nan  # a row with nothing observed counts for nothing
+    kwargs = dict(max_iter=30, tol=1e-4, nan_policy="marginalize")
+    sel = gmm.select(KEY, X, [1, 3], covariance_types=("full", "diag"), **kwargs)
+    for t, covariance_type in enumerate(("full", "diag")):
+        for j, k in enumerate([1, 3]):
+            fit = gmm.fit(KEY, X, k, covariance_type=covariance_type, **kwargs)
+            np.testing.assert_allclose(sel.lower_bound[t, j], fit.lower_bound, rtol=1e-8)
+            np.testing.assert_allclose(sel.criterion[t, j], gmm.bic(fit.params, X, nan_policy="marginalize"), rtol=1e-8)
+    assert np.all(np.isfinite(sel.criterion))
+    with pytest.raises(ValueError, match="nan_policy='marginalize'"):
+        gmm.select(KEY, X, [1], prior="default", nan_policy="marginalize")
+    with pytest.raises(ValueError, match="nan_policy"):
+        gmm.select(KEY, X, [1])  # NaN without the option: the usual error, naming it
