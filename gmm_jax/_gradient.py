@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gmm_jax import _driver, _tuning, _validation
+from gmm_jax import _driver, _prior, _tuning, _validation
 from gmm_jax._fit import fit
 from gmm_jax._likelihood import log_prob
 from gmm_jax._params import GMMParams, check_init_params
@@ -45,7 +45,8 @@ class GradientFitResult(NamedTuple):
       params: the fitted ``GMMParams`` (in the data's coordinates).
       loss: ``(n_steps,)`` the negative mean log-likelihood (weighted by
         ``sample_weight``) of the parameters *before* each step, on that
-        step's batch: the whole data when ``batch_size`` is ``None``.
+        step's batch: the whole data when ``batch_size`` is ``None``. With a
+        prior, minus ``log_prior / N`` too (the negative mean log posterior).
       opt_state: the optimizer's final state, for resuming. It belongs to the
         free parameters in standardised coordinates (see :func:`fit_gradient`).
     """
@@ -66,7 +67,7 @@ def _unstandardise(params: GMMParams, center, scale) -> GMMParams:
 
 @functools.partial(jax.jit, static_argnames=("optimizer", "n_steps", "batch_size", "covariance_type"))
 @float32_matmuls
-def _descend(key, X, w, start, *, optimizer, n_steps, batch_size, covariance_type):
+def _descend(key, X, w, start, prior=None, *, optimizer, n_steps, batch_size, covariance_type):
     # The optimisation runs on standardised data (centred, unit mean variance):
     # a step size means the same thing whatever the data's units and offset.
     total = jnp.sum(w)
@@ -78,8 +79,14 @@ def _descend(key, X, w, start, *, optimizer, n_steps, batch_size, covariance_typ
     log_jacobian = X.shape[1] * jnp.log(scale)
 
     def nll(raw, Z_batch, w_batch):
-        lp = log_prob(from_unconstrained(raw, covariance_type), Z_batch)
-        return -jnp.sum(w_batch * lp) / jnp.sum(w_batch)
+        params = from_unconstrained(raw, covariance_type)
+        loss = -jnp.sum(w_batch * log_prob(params, Z_batch)) / jnp.sum(w_batch)
+        if prior is not None:
+            # MAP: the log prior (of the parameters in the data's coordinates,
+            # where the prior is given) per sample of the whole data, as in
+            # EM's penalised objective (FitResult.lower_bound).
+            loss = loss - _prior.log_prior(_unstandardise(params, center, scale), prior) / total
+        return loss
 
     raw = to_unconstrained(_standardise(start, center, scale))
     opt_state = optimizer.init(raw)
@@ -118,9 +125,10 @@ def fit_gradient(
     covariance_type: str = "full",
     init: str = "kmeans",
     init_params: GMMParams | None = None,
+    prior=None,
     sample_weight=None,
 ) -> GradientFitResult:
-    """Fits a mixture by minimising the negative mean log-likelihood with an optax optimizer.
+    """Fits a mixture by minimising the negative mean log-likelihood (or log posterior) with optax.
 
     The free arrays of :func:`to_unconstrained` (weight logits, means,
     log-diagonal precision Cholesky factors) are optimised, so every step
@@ -150,6 +158,10 @@ def fit_gradient(
       covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
       init: the initialiser, as in :func:`fit`; ignored with ``init_params``.
       init_params: a ``GMMParams`` to start from.
+      prior: optional :class:`ConjugatePrior` (in the data's coordinates):
+        the loss is then the negative mean log posterior, the log-likelihood
+        plus ``log_prior / N`` (``N`` the sum of the weights), the objective
+        of ``fit(..., prior=prior)`` (``-FitResult.lower_bound``).
       sample_weight: optional ``(n_samples,)`` non-negative weights; the loss
         is the weighted mean.
 
@@ -189,11 +201,13 @@ def fit_gradient(
     w = _validation.check_sample_weight(sample_weight, n_samples, X.dtype)
     init_key, batch_key = jax.random.split(key)
     if init_params is None:
-        start = fit(init_key, X, n_components, covariance_type=covariance_type, init=init, max_iter=0, sample_weight=w).params
+        start = fit(init_key, X, n_components, covariance_type=covariance_type, init=init, max_iter=0, sample_weight=w,
+                    prior=prior).params  # fmt: skip
     else:
         check_init_params(init_params, n_components, n_features, covariance_type)
         start = init_params.astype(X.dtype)
+    prior = _driver.check_prior(prior, n_features, covariance_type, X.dtype)
     return _descend(
-        batch_key, X, w, start, optimizer=optimizer, n_steps=n_steps, batch_size=batch_size,
+        batch_key, X, w, start, prior, optimizer=optimizer, n_steps=n_steps, batch_size=batch_size,
         covariance_type=covariance_type,
     )  # fmt: skip

@@ -33,6 +33,19 @@ def test_reaches_the_em_log_likelihood_on_the_seed_scenario(seed_scenario, batch
     assert gap > -1e-6  # EM's converged fit is the maximum: gradient descent cannot beat it
 
 
+def test_with_a_prior_it_reaches_the_map_em_objective_and_its_loss_is_the_negative_log_posterior(seed_scenario):
+    X, _ = seed_scenario
+    prior = gmm.ConjugatePrior.default(X, 3, "full")
+    em = gmm.fit(jax.random.key(1), X, 3, n_init=4, tol=1e-9, max_iter=2000, prior=prior)
+    key = jax.random.key(1)
+    result = gmm.fit_gradient(key, X, 3, prior=prior)
+    start = gmm.fit(jax.random.split(key)[0], X, 3, max_iter=0, prior=prior)
+    np.testing.assert_allclose(result.loss[0], -start.lower_bound, rtol=1e-10)
+    gap = float(em.lower_bound + result.loss[-1])
+    assert -1e-6 < gap < 0.02, gap  # MAP-EM's converged fit is the mode
+    assert float(result.loss[-1]) < float(result.loss[0])
+
+
 def test_the_loss_trace_is_the_negative_mean_log_likelihood_before_each_step():
     X = jax.random.normal(jax.random.key(0), (80, 2))
     key = jax.random.key(3)
