@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import collections.abc
 import functools
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gmm_jax import _driver, _em, _pass, _tuning, _validation
@@ -248,7 +250,9 @@ def fit_stream(
       init_params: a ``GMMParams`` to start from, e.g. the ``params`` of an
         earlier (interrupted) ``fit_stream`` to resume it; no extra pass.
       init_sample_size: rows sampled for the initialisation.
-      verbose: print the log-likelihood, its change, and the time of each pass.
+      verbose: report each pass: on a terminal or in a notebook a progress bar
+        of its rows (tqdm, on stderr) ending with the log-likelihood and its
+        change; elsewhere one printed line per pass with those and the time.
       chunk_size: rows per chunk inside each batch's compiled step (within
         each device's rows with ``mesh``); default bounds the step's memory as
         in ``fit``.
@@ -348,12 +352,18 @@ def _check_rows(n_rows, n_components, weight_sum):
         raise ValueError("sample_weight is zero everywhere; at least one sample needs positive weight.")
 
 
-def _pass_statistics(stream, params, center, options, mesh=None):
+def _interactive() -> bool:
+    """Whether progress can be drawn as a bar: a terminal, or a notebook's kernel."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+def _pass_statistics(stream, params, center, options, mesh=None, progress=None):
     """One pass: sufficient statistics of the whole stream around ``params.means``.
 
     With a ``mesh``, each batch is split by rows over its devices (parameters
     replicated) and chunked within each device's rows, as in a sharded
     ``fit``. The split is a local ``device_put``: no collective per batch.
+    ``progress``: optional callable, given the rows of each batch read.
     """
     n_devices = 1 if mesh is None else mesh.devices.size
     if mesh is not None:
@@ -363,6 +373,8 @@ def _pass_statistics(stream, params, center, options, mesh=None):
     total = pending = None
     bucket = 0
     for X, w in stream.one_pass():
+        if progress is not None:
+            progress(X.shape[0])
         # Batches shorter than the longest so far are padded with zero weight,
         # so a ragged last batch does not compile a new step.
         bucket = max(bucket, -(-X.shape[0] // n_devices) * n_devices)
@@ -393,9 +405,17 @@ def _run_stream_em(stream, params, center, tol, reg_covar, options, mesh, prior=
         if bool(state.done):
             break
         start = time.perf_counter()
+        # verbose: a progress bar of the pass's rows on a terminal or in a
+        # notebook (tqdm), one line per pass otherwise (logs, pipes).
+        bar = None
+        if options.verbose and _interactive():
+            bar = tqdm.tqdm(total=stream.n_rows, desc=f"  pass {i + 1}", unit=" rows", unit_scale=True,
+                            file=sys.stderr, dynamic_ncols=True)  # fmt: skip
         try:
-            stats = _pass_statistics(stream, state.params, center, options, mesh)
+            stats = _pass_statistics(stream, state.params, center, options, mesh, None if bar is None else bar.update)
         except Exception as error:
+            if bar is not None:
+                bar.close()
             # The parameters of the last complete pass, to resume from with init_params=.
             error.last_params = _driver.centred(state.params, -center)
             error.add_note(f"gmm_jax.fit_stream: the parameters after {int(state.n_iter)} complete EM "
@@ -403,7 +423,10 @@ def _run_stream_em(stream, params, center, tol, reg_covar, options, mesh, prior=
             raise
         previous = float(state.log_likelihood)
         state, ll = _em_step(state, stats, tol, reg_covar, jnp.asarray(i, jnp.int32), prior)
-        if options.verbose:
+        if bar is not None:
+            bar.set_postfix_str(f"log-likelihood {float(ll):.8f}, change {float(ll) - previous:.3e}")
+            bar.close()
+        elif options.verbose:
             _print_pass(i + 1, float(ll), float(ll) - previous, stream.n_rows, time.perf_counter() - start)
         trace[i:] = float(state.log_likelihood)  # entries after convergence repeat the final value, as in fit
     lower_bound = state.log_likelihood

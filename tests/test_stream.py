@@ -100,6 +100,21 @@ def test_fit_stream_prints_one_line_per_pass_only_when_verbose(capsys, data):
     assert len(lines) == 3 and all("log-likelihood" in line and f"{N_ROWS} rows" in line for line in lines)
 
 
+def test_fit_stream_draws_a_progress_bar_per_pass_on_a_terminal(capsys, data, monkeypatch):
+    from gmm_jax import _stream
+
+    X, starts = data
+    monkeypatch.setattr(_stream, "_interactive", lambda: True)
+    gmm.fit_stream(jax.random.key(0), _batches(X, 10), 3, covariance_type="diag", init_params=starts["diag"],
+                   max_iter=2, tol=0.0, verbose=True)  # fmt: skip
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "pass 1" in captured.err and "pass 2" in captured.err and "log-likelihood" in captured.err
+    # Every row counted: pass 1 learns the stream's length, later passes show it as the total.
+    assert f"pass 1: {N_ROWS / 1000:.2f}k rows" in captured.err
+    assert f"{N_ROWS / 1000:.2f}k/{N_ROWS / 1000:.2f}k" in captured.err
+
+
 def test_fit_stream_names_the_batch_with_the_wrong_number_of_features():
     def source():
         yield np.zeros((10, 3), np.float32)
