@@ -473,7 +473,7 @@ def _markdown(report: dict) -> str:
         if letter == "mem" and "peak_over_x" in res:
             lines += [f"- X: {res['x_bytes'] / 2**20:.0f} MiB; peak during fit: {res['peak_bytes'] / 2**20:.0f} MiB "
                       f"= **{res['peak_over_x']:.2f} × X** ({res['method']}); "
-                      f"max_iter={res['max_iter']}, default init, {res['fit_seconds']:.1f} s"]
+                      f"max_iter={res['max_iter']}, default init, {res['seconds']:.1f} s"]
         if "error" in res:
             lines += ["```", res["error"], "```"]
     return "\n".join(lines) + "\n"
