@@ -111,23 +111,3 @@ def _release_compiled_programs_before_the_map_limit():
         jax.clear_caches()
         gc.collect()
 
-
-# The longest files first: with `-n 2 --dist loadfile` each worker takes the
-# next file when it finishes one, so the long ones must not come last (one
-# worker would run them alone while the other idles). Measured with
-# `python -m pytest --durations=80`; every other file keeps its place.
-_LONG_FILES = (
-    "test_robustness.py",  # every docstring example and the README, in float32 subprocesses
-    "test_notebooks.py",
-    "test_sklearn_estimator.py",
-    "test_derivatives.py",
-    "test_select.py",
-)
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item):
-        name = item.path.name
-        return _LONG_FILES.index(name) if name in _LONG_FILES else len(_LONG_FILES)
-
-    items.sort(key=rank)  # stable: the order within a file and among the rest is kept
