@@ -27,8 +27,9 @@ def make_blobs(rng: np.random.Generator, n: int, d: int, k: int, conditioned: bo
     The default blobs are elongated: each scale matrix has positive entries,
     whose covariance condition number grows fast with ``d`` (about 1e7 at
     d=32, beyond float32: scikit-learn's float32 fit fails on N=1e6 of them
-    and gmm_jax's on N=1e7). ``conditioned=True`` draws each scale as a random
-    rotation times singular values in [0.5, 1.5] (condition number <= 9).
+    and gmm_jax's on N=1e7); the whole-fit case c uses them. ``conditioned=True``
+    draws each scale as a random rotation times singular values in [0.5, 1.5]
+    (condition number <= 9): the per-iteration cases use those.
     """
     centers = rng.normal(scale=4.0, size=(k, d))
     if conditioned:
