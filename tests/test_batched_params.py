@@ -30,6 +30,7 @@ def member(params, *index):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_log_prob_and_predict_proba_of_batched_parameters_equal_a_loop(covariance_type):
     params = batched_params(covariance_type)
     X = jnp.asarray(np.random.default_rng(1).normal(size=(B, 4, D)))  # four points per example

@@ -91,6 +91,7 @@ def test_python_dash_m_gmm_jax_runs_the_command_line(tmp_path):
 # gmm-jax fit
 
 
+@pytest.mark.slow
 def test_fit_round_trip_saved_model_predicts_like_the_fit(
         tmp_path, csv_file, capsys):
     model, figure = tmp_path / "model.npz", tmp_path / "fit.png"
@@ -110,6 +111,7 @@ def test_fit_round_trip_saved_model_predicts_like_the_fit(
     assert figure.read_bytes().startswith(PNG_SIGNATURE)
 
 
+@pytest.mark.slow
 def test_fit_reads_npy_keeps_the_covariance_type_and_plots_chosen_features(
         tmp_path, capsys):
     X = np.concatenate([_two_blobs(), _two_blobs()[:, :1] * 0.5], axis=1)
@@ -254,6 +256,7 @@ def test_fit_reads_sklearn_iris_csv_as_shipped(tmp_path, capsys, label_column):
                                reference.means, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_fit_reads_sklearn_wine_csv_as_shipped_with_label_column(
         tmp_path, capsys):
     code, out, err = _run(["fit", SKLEARN_DATA / "wine_data.csv", "-k", 3,
@@ -316,6 +319,7 @@ def test_fit_accepts_tab_delimiter_spellings(tmp_path, capsys, spelling):
     assert "delimiter: tab" in out
 
 
+@pytest.mark.slow
 def test_fit_uses_header_names_in_summary_and_on_plot_axes(
         tmp_path, capsys, monkeypatch):
     from matplotlib.figure import Figure
@@ -530,6 +534,7 @@ def test_closed_output_pipe_ends_quietly_and_the_model_is_saved(
 # gmm-jax select
 
 
+@pytest.mark.slow
 def test_select_prints_the_table_saves_the_chosen_model_and_draws_it(csv_file, tmp_path, capsys):
     out_model, out_plot = tmp_path / "chosen.npz", tmp_path / "bic.png"
     code, out, err = _run(["select", csv_file, "--components", "1-3", "--covariance-types", "full", "spherical",

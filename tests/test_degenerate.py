@@ -69,6 +69,7 @@ def assert_healthy(result, X):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_degenerate_data_fits_to_finite_parameters_with_status_ok(covariance_type, dtype):
     for name, result in zip(NAMES, batched_fit(covariance_type, dtype, 1e-6)):
         X = CASES[name][0].astype(dtype)
@@ -127,6 +128,7 @@ def test_singular_covariance_without_reg_covar_sets_status_under_vmap(covariance
             assert_healthy(result, CASES[name][0].astype(dtype))
 
 
+@pytest.mark.slow
 def test_singular_covariance_without_reg_covar_raises_after_the_fit():
     # Outside jit/vmap the failure is an error (the check is the same Python
     # test of `status` for every type; the vmapped test above covers each type).
@@ -136,6 +138,7 @@ def test_singular_covariance_without_reg_covar_raises_after_the_fit():
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_more_features_than_samples(covariance_type):
     X = wide_dataset()
     result = gmm.fit(KEY, X, 2, covariance_type=covariance_type)
@@ -143,6 +146,7 @@ def test_more_features_than_samples(covariance_type):
     assert_healthy(result, X)
 
 
+@pytest.mark.slow
 def test_more_features_than_samples_in_float32_is_held_by_reg_covar():
     # reg_covar=1e-6 is above float32's rounding unit of unit-variance data, so
     # it bounds the 8 empty directions from below; no false singular alarm.

@@ -77,6 +77,7 @@ def test_em_matches_sklearn_from_the_same_start(data, covariance_type, reg_covar
 # an odd term at one level of the pairwise sum). Chunks of 128 rows run the
 # unrolled loop and a ragged last chunk.
 @pytest.mark.parametrize("n_features", [6, 16, 20])
+@pytest.mark.slow
 def test_full_em_matches_sklearn_for_every_width(n_features):
     rng = np.random.default_rng(4)
     truth = random_params(rng, "full", n_components=3, n_features=n_features, spread=3.0)
@@ -152,6 +153,7 @@ def test_converged_fit_stops_updating_and_records_it(data):
     np.testing.assert_allclose(result.lower_bound, exact.lower_bound, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_chunked_pass_equals_single_pass(data):
     start = starting_params(data, "full")
     whole = gmm.fit(KEY, data, 3, init_params=start, max_iter=5, tol=0.0)
@@ -168,6 +170,7 @@ def test_max_iter_zero_returns_the_start_and_its_likelihood(data):
     assert int(result.n_iter) == 0 and result.log_likelihood.shape == (0,)
 
 
+@pytest.mark.slow
 def test_fit_is_differentiable_with_respect_to_the_data(data):
     # EM unrolled with lax.scan differentiates end to end (here: the fitted
     # mean of a fixed-start fit as a function of the data).

@@ -115,6 +115,7 @@ def _trees_equal(a, b, rtol=1e-12):
 
 
 @pytest.mark.parametrize("option, values", [("reg_covar", [1e-6, 1e-2, 0.5]), ("tol", [1e-1, 1e-3, 0.0])])
+@pytest.mark.slow
 def test_vmap_over_reg_covar_and_tol_equals_a_loop_of_fits(option, values):
     X = _data()
     key = jax.random.key(0)
@@ -124,6 +125,7 @@ def test_vmap_over_reg_covar_and_tol_equals_a_loop_of_fits(option, values):
         _trees_equal(jax.tree_util.tree_map(lambda a: a[i], batched), single, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_changing_reg_covar_or_tol_does_not_recompile():
     from gmm_jax import _driver
 
@@ -140,6 +142,7 @@ def _online_batches(n_batches=8, rows=300):
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
+@pytest.mark.slow
 def test_fit_online_resumed_in_two_calls_equals_one_call(covariance_type):
     batches = _online_batches()
     key = jax.random.key(0)
@@ -161,6 +164,7 @@ def test_fit_online_refuses_a_batch_of_three_items_like_fit_stream():
         gmm.fit_stream(jax.random.key(0), lambda: iter([(X, np.ones(10), None)]), 2)
 
 
+@pytest.mark.slow
 def test_every_fit_fails_with_the_same_error():
     X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0]]), 30, axis=0)
     kwargs = dict(reg_covar=0.0, covariance_type="full", init="random")
@@ -174,6 +178,7 @@ def test_every_fit_fails_with_the_same_error():
 
 
 @pytest.mark.parametrize("covariance_type", gmm.COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_the_accelerator_tuning_computes_the_cpu_tuning_numbers(monkeypatch, covariance_type):
     # Both tables on this CPU: the fit, the chunked scores and the stream
     # must agree (each branch of the tables is exercised here).

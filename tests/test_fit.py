@@ -37,6 +37,7 @@ def _tree_allclose(a, b, rtol):
         np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol)
 
 
+@pytest.mark.slow
 def test_vmap_over_datasets_equals_a_loop_of_fits():
     datasets = jnp.stack([seed_data(s, 120)[0] for s in range(16)])
     keys = jax.random.split(jax.random.key(7), 16)
@@ -46,6 +47,7 @@ def test_vmap_over_datasets_equals_a_loop_of_fits():
         _tree_allclose(jax.tree_util.tree_map(lambda a: a[i], batched), single, rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_ragged_datasets_fit_under_vmap_with_zero_weight_padding():
     sizes = [60, 90, 120]
     datasets = [seed_data(s, n)[0] for s, n in zip(range(3), sizes)]
@@ -60,6 +62,7 @@ def test_ragged_datasets_fit_under_vmap_with_zero_weight_padding():
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
+@pytest.mark.slow
 def test_n_init_picks_the_best_of_single_fits_with_the_same_keys(covariance_type):
     X, _ = seed_data(5)
     key = jax.random.key(11)
@@ -75,6 +78,7 @@ def test_n_init_picks_the_best_of_single_fits_with_the_same_keys(covariance_type
 
 
 @pytest.mark.filterwarnings("ignore::gmm_jax.ConvergenceWarning")  # max_iter=10 is for speed
+@pytest.mark.slow
 def test_a_fit_stopped_by_max_iter_warns_and_a_converged_or_traced_one_does_not():
     X, _ = seed_data(3)
     with pytest.warns(gmm.ConvergenceWarning, match="max_iter=1"):
@@ -101,6 +105,7 @@ def test_second_fit_with_the_same_shapes_does_not_recompile():
     "init, covariance_type",
     [("kmeans", t) for t in COVARIANCE_TYPES] + [(i, "full") for i in ("k-means++", "random", "random_from_data")],
 )
+@pytest.mark.slow
 def test_every_init_and_covariance_type_fits_the_seed_data(init, covariance_type):
     X, labels = seed_data(2)
     # Random responsibilities start every mean near the data mean, a saddle EM
@@ -129,6 +134,7 @@ def test_integer_data_is_fitted_as_floating_point():
     assert jnp.issubdtype(result.params.means.dtype, jnp.floating)
 
 
+@pytest.mark.slow
 def test_fit_is_jittable_with_static_options_and_reproducible():
     X, _ = seed_data(3, 150)
     jitted = jax.jit(gmm.fit, static_argnames=("n_components", "covariance_type", "n_init", "max_iter"))
@@ -137,6 +143,7 @@ def test_fit_is_jittable_with_static_options_and_reproducible():
     _tree_allclose(a, b, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_verbose_prints_each_iteration_from_the_compiled_loop(capfd):
     X, _ = seed_data(0, 100)
     result = gmm.fit(jax.random.key(0), X, 3, max_iter=5, tol=0.0, verbose=True)

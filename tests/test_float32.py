@@ -40,6 +40,7 @@ def fits(covariance_type, dtype):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_float32_fit_reaches_the_float64_solution(covariance_type):
     for name, r64, r32 in zip(DATA, fits(covariance_type, np.float64), fits(covariance_type, np.float32)):
         assert int(r32.status) == 0, name

@@ -80,6 +80,7 @@ def blobs():
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_float32_fit_matches_float64(blobs, covariance_type):
     f32, f64 = _fit_both(blobs, _start(blobs, covariance_type))
     _assert_close(f32, f64)
@@ -95,6 +96,7 @@ def test_float32_fit_matches_float64_far_from_origin(blobs, covariance_type):
 
 
 @pytest.mark.parametrize("d", [4, 16])
+@pytest.mark.slow
 def test_float32_full_keeps_narrow_distant_components(d):
     # Elongated components (standard deviations from 10 down to 0.1 along
     # different axes) whose centres are ~ 500 of their own narrow standard
@@ -118,6 +120,7 @@ def test_float32_full_keeps_narrow_distant_components(d):
     np.testing.assert_allclose(f32.log_likelihood, f64.log_likelihood, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_float32_full_keeps_a_tiny_component_far_from_the_rest():
     # Two unit clusters and a quarter-size one with standard deviation 0.01 at
     # 100 in every coordinate: about 4e4 of its own standard deviations from

@@ -24,6 +24,7 @@ def seed_scenario():
 
 
 @pytest.mark.parametrize("batch_size", [None, 64], ids=["full-batch", "mini-batch"])
+@pytest.mark.slow
 def test_reaches_the_em_log_likelihood_on_the_seed_scenario(seed_scenario, batch_size):
     X, em = seed_scenario
     result = gmm.fit_gradient(jax.random.key(1), X, 3, batch_size=batch_size)
@@ -33,6 +34,7 @@ def test_reaches_the_em_log_likelihood_on_the_seed_scenario(seed_scenario, batch
     assert gap > -1e-6  # EM's converged fit is the maximum: gradient descent cannot beat it
 
 
+@pytest.mark.slow
 def test_with_a_prior_it_reaches_the_map_em_objective_and_its_loss_is_the_negative_log_posterior(seed_scenario):
     X, _ = seed_scenario
     prior = gmm.ConjugatePrior.default(X, 3, "full")
@@ -46,6 +48,7 @@ def test_with_a_prior_it_reaches_the_map_em_objective_and_its_loss_is_the_negati
     assert float(result.loss[-1]) < float(result.loss[0])
 
 
+@pytest.mark.slow
 def test_the_loss_trace_is_the_negative_mean_log_likelihood_before_each_step():
     X = jax.random.normal(jax.random.key(0), (80, 2))
     key = jax.random.key(3)
@@ -57,6 +60,7 @@ def test_the_loss_trace_is_the_negative_mean_log_likelihood_before_each_step():
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_every_covariance_type_descends_and_stays_valid(covariance_type):
     rng = np.random.default_rng(0)
     X = jnp.asarray(np.concatenate([rng.normal(-2, 1, (40, 3)), rng.normal(2, 0.5, (40, 3))]))
@@ -72,6 +76,7 @@ def test_every_covariance_type_descends_and_stays_valid(covariance_type):
         assert np.all(covs > 0)
 
 
+@pytest.mark.slow
 def test_integer_sample_weights_count_rows_like_duplicates():
     X = jax.random.normal(jax.random.key(0), (30, 2)) * jnp.array([[1.0, 2.0]])
     counts = jnp.asarray(np.random.default_rng(0).integers(1, 4, 30)).astype(X.dtype)
@@ -82,6 +87,7 @@ def test_integer_sample_weights_count_rows_like_duplicates():
     chex.assert_trees_all_close(weighted.loss, repeated.loss, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_results_do_not_depend_on_the_data_units():
     # Standardised coordinates: the same problem in other units and offset
     # takes the same steps, and the loss moves by D log(scale).
@@ -96,6 +102,7 @@ def test_results_do_not_depend_on_the_data_units():
     np.testing.assert_allclose(moved.loss, plain.loss + 2 * np.log(scale), rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_a_custom_optimizer_and_its_state_come_back():
     X = jax.random.normal(jax.random.key(0), (50, 2))
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.05, momentum=0.9))
@@ -112,6 +119,7 @@ def test_float32_data_gives_float32_results():
     assert bool(jnp.all(jnp.isfinite(result.loss))) and float(result.loss[-1]) < float(result.loss[0])
 
 
+@pytest.mark.slow
 def test_a_second_call_with_new_values_does_not_retrace():
     X = jax.random.normal(jax.random.key(0), (40, 2))
 
@@ -129,6 +137,7 @@ def test_a_second_call_with_new_values_does_not_retrace():
     assert _gradient._descend._cache_size() == size + 1
 
 
+@pytest.mark.slow
 def test_vmap_over_datasets_equals_one_fit_at_a_time():
     datasets = jax.random.normal(jax.random.key(0), (3, 40, 2)) * jnp.array([1.0, 2.0, 3.0])[:, None, None]
     keys = jax.random.split(jax.random.key(1), 3)

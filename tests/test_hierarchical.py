@@ -19,6 +19,7 @@ def _same_partition(a, b):
 
 
 @pytest.mark.parametrize("name", ["iris", "faithful"])
+@pytest.mark.slow
 def test_ward_merges_cut_like_scipy_ward_linkage(name):
     Z = np.asarray(_hierarchical.whiten(mclust_data.load(name)))
     merges = _hierarchical.ward_merges(Z)
@@ -31,6 +32,7 @@ def test_ward_merges_cut_like_scipy_ward_linkage(name):
 
 
 @pytest.mark.parametrize("name", ["iris", "wine"])
+@pytest.mark.slow
 def test_vvv_merges_reproduce_mclust_hc_classification(name):
     """mclust's default start, hclass(hc(X, "VVV", use = "SVD"), 3), from the committed reference.
 
@@ -53,6 +55,7 @@ def test_whiten_is_mclust_svd_transformation():
     np.testing.assert_allclose(Z.T @ Z, np.diag(s), atol=1e-10)
 
 
+@pytest.mark.slow
 def test_initial_params_start_a_fit():
     X = mclust_data.load("faithful")
     for covariance_type in ("full", "tied", "diag", "spherical"):

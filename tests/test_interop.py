@@ -111,6 +111,7 @@ def test_bridges_trace_and_differentiate(library, case):
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.slow
 def test_samples_of_the_bridged_mixture_follow_its_moments(library, case):
     params, _ = case("diag", n_features=2)
     with jax.numpy_rank_promotion("allow"):

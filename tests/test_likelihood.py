@@ -73,6 +73,7 @@ def test_likelihood_functions_follow_float32_input(rng, covariance_type):
     np.testing.assert_allclose(gmm.log_prob(params, X), gmm.log_prob(params, X.astype(np.float64)), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_log_prob_is_differentiable_with_respect_to_means(rng):
     params = random_params(rng, "full")
     X = jnp.asarray(rng.normal(size=(30, 2)))

@@ -29,6 +29,7 @@ def test_while_loop_alone_is_lax_while_loop():
 
 
 @pytest.mark.parametrize("batch", [1, 5, 37, 300])
+@pytest.mark.slow
 def test_while_loop_under_vmap_equals_a_loop_of_single_runs(batch):
     starts = jnp.arange(1, batch + 1, dtype=jnp.int32) * 7
     ops = {"cap": jnp.asarray(60), "offset": jnp.arange(batch, dtype=jnp.int32)}
@@ -46,6 +47,7 @@ def test_while_loop_under_nested_vmap_equals_single_runs():
     np.testing.assert_array_equal(batched[1], expected)
 
 
+@pytest.mark.slow
 def test_batched_fits_with_a_straggler_equal_single_fits():
     # One dataset needs many more EM iterations than the others: the batch
     # compacts around it, and every fit still equals its own single fit.
@@ -73,6 +75,7 @@ def converging_fit_data():
     return jnp.asarray(X), start
 
 
+@pytest.mark.slow
 def test_differentiating_a_converging_fit_matches_finite_differences():
     # The fit stops early (tol) in the forward pass; derivatives come from the
     # scanned form of the same iterations, through jax.grad and jax.jacfwd.

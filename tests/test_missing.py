@@ -150,6 +150,7 @@ def _full_s2(params, s2):
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("fraction", [0.1, 0.3, 0.5])
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_missing_statistics_equal_per_row_reference(covariance_type, fraction, weighted):
     rng, params, X = _problem(covariance_type, fraction)
     w = rng.uniform(0.2, 3.0, X.shape[0]) if weighted else np.ones(X.shape[0])
@@ -163,6 +164,7 @@ def test_missing_statistics_equal_per_row_reference(covariance_type, fraction, w
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.slow
 def test_missing_statistics_do_not_depend_on_slots_or_chunks(covariance_type):
     # More slots than needed (the bound used under a transformation) and a
     # ragged chunking give the same sums.
@@ -235,6 +237,7 @@ def test_rows_with_nothing_observed_score_zero_and_get_the_weights():
     assert np.all(np.isfinite(lp)) and np.all(np.isfinite(proba))
 
 
+@pytest.mark.slow
 def test_complete_data_scores_equal_with_either_policy():
     rng = np.random.default_rng(5)
     for covariance_type in COVARIANCE_TYPES:
@@ -301,6 +304,7 @@ def test_impute_key_rules():
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_missing_data_em_log_likelihood_never_decreases(covariance_type):
     rng, params, X = _problem(covariance_type, 0.3, seed=7, n=300, n_features=3)
     result = gmm.fit(jax.random.key(0), X, 3, covariance_type=covariance_type, max_iter=60, tol=0.0,
@@ -315,6 +319,7 @@ def test_missing_data_em_log_likelihood_never_decreases(covariance_type):
                                rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_seed_scenario_means_recovered_with_a_quarter_missing():
     truth = gmm.GMMParams.from_covariances(
         weights=jnp.array([0.5, 0.2, 0.3]),
@@ -332,6 +337,7 @@ def test_seed_scenario_means_recovered_with_a_quarter_missing():
 
 @pytest.mark.parametrize(("covariance_type", "init"),
                          zip(COVARIANCE_TYPES, ("kmeans", "random", "random_from_data", "k-means++")))
+@pytest.mark.slow
 def test_fit_with_mostly_missing_feature_and_empty_rows_is_finite(covariance_type, init):
     rng, params, X = _problem(covariance_type, 0.5, seed=8, n=200, n_features=3)
     assert np.isnan(X[:, 1]).mean() > 0.85
@@ -341,6 +347,7 @@ def test_fit_with_mostly_missing_feature_and_empty_rows_is_finite(covariance_typ
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(result.params))
 
 
+@pytest.mark.slow
 def test_complete_data_fit_is_the_same_with_either_policy():
     rng = np.random.default_rng(9)
     params = random_params(rng, "full", 3, 3)
@@ -351,6 +358,7 @@ def test_complete_data_fit_is_the_same_with_either_policy():
     np.testing.assert_allclose(a.params.covariances, b.params.covariances, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_fit_under_jit_and_vmap_with_missing_values():
     rng, params, X = _problem("full", 0.2, seed=10, n=100, n_features=3)
     expected = gmm.fit(jax.random.key(0), X, 2, max_iter=10, tol=0.0, nan_policy="marginalize")

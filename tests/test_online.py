@@ -10,6 +10,7 @@ from gmm_jax import _online, _pass, _tuning
 
 
 @pytest.mark.parametrize("covariance_type", gmm.COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_recentred_statistics_equal_statistics_taken_around_the_new_shift(covariance_type):
     rng = np.random.default_rng(0)
     X = jnp.asarray(rng.normal(size=(50, 3)) + 5.0)
@@ -53,6 +54,7 @@ def test_one_pass_of_online_em_approaches_the_batch_em_fit():
     assert abs(float(np.mean(online.log_likelihood[-10:])) - float(batch_em.lower_bound)) < 0.05
 
 
+@pytest.mark.slow
 def test_fit_online_reads_a_generator_once_and_stops_at_max_batches():
     rng = np.random.default_rng(2)
     consumed = []

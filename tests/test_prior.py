@@ -102,6 +102,7 @@ def test_map_m_step_from_labels_equals_mclust_mstep(name, covariance_type):
 
 @pytest.mark.parametrize("name", DATASETS)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_one_map_em_iteration_from_mclust_converged_fit_moves_nothing(name, covariance_type):
     X = datasets.load(name)
     entry = _reference(name)["map_fit"][covariance_type]
@@ -143,6 +144,7 @@ def test_map_em_from_mclust_fit_stays_at_the_mclust_fit(covariance_type):
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("name", ["iris", "faithful"])
+@pytest.mark.slow
 def test_penalised_trace_never_decreases(name, covariance_type):
     X = datasets.load(name)
     for k in (2, 4):
@@ -253,6 +255,7 @@ def _duplicated_points():
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_prior_fits_duplicated_points_where_plain_em_fails(covariance_type):
     X = _duplicated_points()
     with pytest.raises(ValueError, match="ill-defined empirical covariance"):
@@ -280,6 +283,7 @@ def test_empty_component_gets_the_prior_mode():
 # Pytree, transformations and validation
 
 
+@pytest.mark.slow
 def test_conjugate_prior_is_a_pytree_that_passes_through_jit_and_vmap():
     X = datasets.load("faithful")
     prior = gmm.ConjugatePrior.default(X, 2, "full")
@@ -294,6 +298,7 @@ def test_conjugate_prior_is_a_pytree_that_passes_through_jit_and_vmap():
     np.testing.assert_allclose(results.params.means[1], alone.params.means, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_fit_with_prior_keeps_float32():
     X = datasets.load("faithful").astype(np.float32)
     prior = gmm.ConjugatePrior.default(X, 2, "diag")

@@ -241,6 +241,7 @@ def test_load_of_a_truncated_file_is_a_value_error_naming_the_path(tmp_path):
             gmm.load(path)
 
 
+@pytest.mark.slow
 def test_load_of_a_byte_flipped_file_is_a_value_error_or_the_intact_model():
     # Every byte, three flips each: a flip either lands where it changes
     # nothing that is read (a timestamp, the covariances kept for other
@@ -470,6 +471,7 @@ def test_masked_array_input_is_refused_with_a_clear_error_not_fitted_as_data():
 
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+@pytest.mark.slow
 def test_half_precision_input_is_upcast_to_float32(dtype):
     Xh = jnp.asarray(X, dtype)
     params = _params().astype(jnp.float32)

@@ -17,6 +17,7 @@ def _blobs(seed=0):
 
 
 @pytest.mark.parametrize("init", ["kmeans", "k-means++", "random", "random_from_data"])
+@pytest.mark.slow
 def test_select_entries_equal_separate_fits_with_the_same_key(init):
     X = _blobs()
     ks = [1, 3]  # K = 1 with two components switched off, and K = K_max
@@ -45,6 +46,7 @@ def test_select_compiles_once_per_covariance_type_whatever_the_components():
     assert _select._sweep._cache_size() == before
 
 
+@pytest.mark.slow
 def test_select_picks_the_model_with_the_lowest_criterion_and_trims_it():
     X = _blobs(2)
     sel = gmm.select(KEY, X, range(1, 6))
@@ -55,6 +57,7 @@ def test_select_picks_the_model_with_the_lowest_criterion_and_trims_it():
     np.testing.assert_allclose(gmm.bic(sel.best.params, X), sel.criterion[t, j], rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_criteria_follow_their_definitions():
     X = _blobs(3)
     ks = [1, 3]
@@ -69,6 +72,7 @@ def test_criteria_follow_their_definitions():
     assert bool(jnp.all(tables["icl"] >= sel.criterion[0] - 1e-9))
 
 
+@pytest.mark.slow
 def test_select_composes_with_vmap_over_datasets():
     datasets = np.stack([_blobs(s) for s in range(3)])
     batched = jax.vmap(lambda X: gmm.select(KEY, X, [1, 2, 3], covariance_types=("spherical",)))(datasets)
@@ -79,6 +83,7 @@ def test_select_composes_with_vmap_over_datasets():
         assert int(batched.best_n_components[i]) == int(alone.best_n_components)
 
 
+@pytest.mark.slow
 def test_a_failed_fit_gets_an_infinite_criterion():
     # Three distinct points, not on one line: one component is well defined,
     # three collapse onto single points (singular without reg_covar).
@@ -104,6 +109,7 @@ def test_select_names_bad_arguments(kwargs, error, match):
         gmm.select(KEY, _blobs(), **kwargs)
 
 
+@pytest.mark.slow
 def test_select_with_mclust_default_prior_equals_map_fits():
     X = _blobs(4)
     # The K = 1 entry is fitted with the second component switched off: the
@@ -118,6 +124,7 @@ def test_select_with_mclust_default_prior_equals_map_fits():
             np.testing.assert_allclose(sel.criterion[i, j], gmm.bic(fit.params, X), rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_select_with_missing_values_equals_missing_data_fits_and_their_bic():
     X = _blobs(5)
     X[np.random.default_rng(5).random(X.shape) < 0.15] = np.nan

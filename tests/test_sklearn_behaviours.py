@@ -229,6 +229,7 @@ def test_n_parameters_counts_match_sklearn():
         assert gmm.n_parameters(params) == expected
 
 
+@pytest.mark.slow
 def test_bic_of_one_component_in_one_dimension_is_the_same_for_every_type():
     X = np.random.default_rng(4).normal(size=(100, 1))
     log_resp = np.zeros((100, 1))  # one component: the M-step is the maximum-likelihood fit
@@ -248,6 +249,7 @@ def test_aic_and_bic_of_gaussian_data_are_near_the_entropy(covariance_type):
         assert (float(gmm.bic(result.params, X)) - (2 * n * entropy + np.log(n) * p)) / n < bound
 
 
+@pytest.mark.slow
 def test_warm_start_continues_where_the_previous_fit_stopped():
     X = np.random.default_rng(6).uniform(size=(60, 3))
     start = gmm.fit(KEY, X, N_COMPONENTS, max_iter=0).params
@@ -273,6 +275,7 @@ def test_repeated_warm_starts_converge():
     assert bool(result.converged) and int(result.n_iter) <= 2
 
 
+@pytest.mark.slow
 def test_score_is_the_mean_of_log_prob_and_improves_with_fitting():
     X = np.random.default_rng(6).uniform(size=(60, 3)).astype(np.float32)
     start = gmm.fit(KEY, X, N_COMPONENTS, max_iter=0).params
@@ -316,6 +319,7 @@ def test_samples_reproduce_the_fitted_moments_and_shapes(covariance_type):
         gmm.sample(jax.random.key(1), params, 0)
 
 
+@pytest.mark.slow
 def test_every_init_starts_from_distinct_means_inside_the_data():
     X, _ = three_blobs()
     for init in ("kmeans", "k-means++", "random", "random_from_data"):
@@ -335,6 +339,7 @@ def test_precisions_given_as_a_start_are_used_as_given():
     np.testing.assert_allclose(again.params.precisions_cholesky, fitted.precisions_cholesky, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_one_component_on_three_samples_fits_and_samples():
     X = np.random.default_rng(7).normal(size=(3, 2))
     result = gmm.fit(KEY, X, 1)

@@ -9,8 +9,9 @@ Three parts:
 3. Our own tests: the ecosystem (``Pipeline``, ``GridSearchCV``, ``clone``,
    ``pickle``), the engine behind the estimator, float32, verbose output.
 
-Time (2 shared CPU cores): part 1 ~35 s, part 2 ~45 s, part 3 ~15 s; most of
-it is compiling one engine program per new shape or option.
+Parts 1 and 2 compile one engine program per shape and option the checks
+try (about 4 minutes on 2 cores): they are ``slow`` (the full run), part 3
+is mostly in the quick path.
 """
 
 import io
@@ -58,6 +59,7 @@ def blobs(n=200, n_features=2, seed=0, dtype=np.float64):
 EXPECTED_FAILED_CHECKS = {}
 
 
+@pytest.mark.slow
 @parametrize_with_checks([GaussianMixture()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
@@ -116,6 +118,7 @@ for _name, _test in sorted(vars(_suite).items()):
         # estimator warns in these tests too; tests that expect the warning
         # still see it (pytest.warns records every warning).
         _test = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")(_test)
+        _test = pytest.mark.slow(_test)
         globals()[f"test_sklearn_suite__{_name[len('test_'):]}"] = _test
 del _name, _test
 
@@ -222,6 +225,7 @@ def test_precisions_init_is_the_start_of_the_fit(covariance_type):
     np.testing.assert_allclose(model.precisions_cholesky_, truth.precisions_cholesky, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_warm_start_resumes_the_previous_fit_and_converges_at_once_from_a_converged_one():
     X, _ = blobs()
     two = GaussianMixture(2, max_iter=2, tol=0.0, random_state=0)
@@ -238,6 +242,7 @@ def test_warm_start_resumes_the_previous_fit_and_converges_at_once_from_a_conver
     assert model.converged_ and model.n_iter_ == 1
 
 
+@pytest.mark.slow
 def test_convergence_warning_is_scikit_learns_and_comes_once():
     X, _ = blobs()
     with warnings.catch_warnings(record=True) as caught:
@@ -261,6 +266,7 @@ def test_sample_weight_counts_rows():
     np.testing.assert_allclose(weighted.covariances_[order[0]], repeated.covariances_[order[1]], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_float32_data_is_fitted_in_float32_and_agrees_with_float64():
     X, _ = blobs()
     m32 = GaussianMixture(2, random_state=0).fit(X.astype(np.float32))
@@ -273,6 +279,7 @@ def test_float32_data_is_fitted_in_float32_and_agrees_with_float64():
     assert m32.score(X) == pytest.approx(m64.score(X), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_clone_and_pickle_round_trips_keep_the_model():
     X, _ = blobs()
     model = GaussianMixture(2, covariance_type="tied", chunk_size=64, random_state=0).fit(X)
@@ -292,6 +299,7 @@ def test_in_a_pipeline_after_a_scaler():
     assert pipe.score(X) == pytest.approx(pipe[-1].score(StandardScaler().fit_transform(X)))
 
 
+@pytest.mark.slow
 def test_grid_search_over_components_and_covariance_types_by_score():
     X, _ = blobs(n=120)
     search = GridSearchCV(

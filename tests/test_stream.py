@@ -60,6 +60,7 @@ def test_fit_stream_over_memory_mapped_npy_in_ten_batches_equals_fit(tmp_path, d
     _assert_results_close(in_memory, streamed, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_fit_stream_with_weighted_batches_equals_weighted_fit(data):
     X, starts = data
     w = np.random.default_rng(2).integers(0, 4, size=len(X)).astype(np.float32)
@@ -69,6 +70,7 @@ def test_fit_stream_with_weighted_batches_equals_weighted_fit(data):
     _assert_results_close(in_memory, streamed, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_fit_stream_initialises_from_the_stream_and_converges_like_fit(data):
     # With fewer rows than init_sample_size the sample is every row, in order,
     # so the initialisation is fit's own.

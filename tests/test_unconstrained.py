@@ -40,6 +40,7 @@ raw_cases = st.tuples(
 
 @SETTINGS
 @given(raw_cases)
+@pytest.mark.slow
 def test_every_real_input_maps_to_a_valid_mixture(case):
     seed, covariance_type, k, d, scale = case
     params = gmm.from_unconstrained(random_raw(seed, covariance_type, k, d, scale), covariance_type)
@@ -60,6 +61,7 @@ def test_every_real_input_maps_to_a_valid_mixture(case):
 
 @SETTINGS
 @given(raw_cases)
+@pytest.mark.slow
 def test_raw_to_params_to_raw_is_the_identity(case):
     seed, covariance_type, k, d, scale = case
     raw = random_raw(seed, covariance_type, k, d, scale)
@@ -69,6 +71,7 @@ def test_raw_to_params_to_raw_is_the_identity(case):
 
 @SETTINGS
 @given(st.integers(0, 2**31 - 1), st.sampled_from(COVARIANCE_TYPES), st.integers(1, 4), st.integers(1, 3))
+@pytest.mark.slow
 def test_params_to_raw_to_params_is_the_identity(seed, covariance_type, k, d):
     params = random_params(np.random.default_rng(seed), covariance_type, k, d)
     back = gmm.from_unconstrained(gmm.to_unconstrained(params), covariance_type)
@@ -77,6 +80,7 @@ def test_params_to_raw_to_params_is_the_identity(seed, covariance_type, k, d):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.slow
 def test_log_prob_of_raw_parameters_differentiates_like_central_differences(covariance_type):
     raw = random_raw(0, covariance_type, 3, 2, 0.5)
     X = jax.random.normal(jax.random.key(0), (20, 2))
