@@ -8,9 +8,10 @@ from); everything else is here, once:
   hashable :class:`FitOptions`; :func:`check_tolerances` turns ``tol`` and
   ``reg_covar`` into traced scalars (changing them never recompiles, and they
   may be batched under ``vmap``);
-* **centring**: all work happens in coordinates centred at the weighted data
-  mean (:func:`centred`, :func:`uncentred`), so float32 keeps its digits on
-  data far from the origin;
+* **centring**: all work happens in coordinates centred at a robust centre of
+  the data (:func:`data_center`, a weighted median of a row sample;
+  :func:`centred`, :func:`uncentred`), so float32 keeps its digits on data far
+  from the origin, and on data with a few rows far from the rest;
 * **restarts**: nested keys (:func:`restart_keys`: restart 0 is the
   ``n_init=1`` fit), side by side under ``vmap`` or in sequence, the best
   final lower bound kept (:func:`best_restart`);
@@ -251,7 +252,7 @@ def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, optio
     prior = centred_prior(prior, center)
     active = None if n_active is None else jnp.arange(options.n_components) < n_active
     # Missing data: the start is computed on the rows with each NaN replaced
-    # by its column's observed mean (_missing.initial_data), then EM is exact.
+    # by the centre of its column (_missing.initial_data), then EM is exact.
     X_init = X if options.n_slots is None else _missing.initial_data(X, center)
 
     def single(key, restart):
@@ -278,11 +279,9 @@ def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, optio
     return result._replace(status=status)
 
 
-def data_center(X, w, options: FitOptions):
-    """The working origin of a fit: the weighted data mean (of the observed entries, with missing data)."""
-    if options.n_slots is None:
-        return jax.lax.stop_gradient(_init.weighted_mean(X, w))
-    return jax.lax.stop_gradient(_missing.observed_mean(X, w))
+def data_center(X, w):
+    """The working origin of a fit: a robust centre of the (observed) data, ``_rows.robust_center``."""
+    return jax.lax.stop_gradient(_rows.robust_center(X, w))
 
 
 def fit_weights(X, w, options: FitOptions):
@@ -295,7 +294,7 @@ def fit_weights(X, w, options: FitOptions):
 def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions, prior=None) -> FitResult:
     """The compiled fit of rows held in memory (one device or sharded): initialise, EM, restarts."""
     w = fit_weights(X, w, options)
-    center = data_center(X, w, options)
+    center = data_center(X, w)
     if options.differentiate == "unrolled":
         result = fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, options, center,
                               prior=prior)  # fmt: skip

@@ -197,15 +197,13 @@ def _lloyd(X, w, centers, max_iter: int, tol, chunk_size, center, tuning: Tuning
     return centers
 
 
-def weighted_mean(X, w):
-    """``(D,)`` weighted mean of the rows of ``X``."""
-    return (w @ X) / jnp.sum(w)
-
-
 def _kmeans_tolerance(X, w, tol, center, chunk_size):
-    # scikit-learn scales tol by the mean per-feature variance of the data.
-    sq = _rows.sum_over_rows(lambda Xc, wc, _: wc @ (Xc * Xc), X, w, chunk_size, center)
-    return tol * jnp.mean(sq) / jnp.sum(w)
+    # scikit-learn scales tol by the mean per-feature variance of the data
+    # (about its mean, which differs from the working origin ``center``).
+    total = jnp.sum(w)
+    s1, s2 = _rows.sum_over_rows(lambda Xc, wc, _: (wc @ Xc, wc @ (Xc * Xc)), X, w, chunk_size, center)
+    offset = s1 / total
+    return tol * jnp.mean(s2 / total - offset * offset)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5))
@@ -241,7 +239,7 @@ def _as_label_means_jvp(chunk_size, tuning, primals, tangents):
 @functools.partial(jax.jit, static_argnames=("n_clusters", "max_iter", "chunk_size", "tuning"))
 @float32_matmuls
 def _kmeans(key, X, w, tol, n_clusters, max_iter, chunk_size, tuning):
-    center = jax.lax.stop_gradient(weighted_mean(X, w))
+    center = jax.lax.stop_gradient(_rows.robust_center(X, w))
     centers = kmeans_plusplus(key, X, w, n_clusters, chunk_size, tuning) - center[None]
     tol = _kmeans_tolerance(X, w, tol, center, chunk_size)
     centers = _lloyd(X, w, centers, max_iter, tol, chunk_size, center, tuning)

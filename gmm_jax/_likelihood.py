@@ -34,7 +34,7 @@ def layout(params: GMMParams, X, tuning: _tuning.Tuning):
 @functools.partial(jax.jit, static_argnames=("what", "chunk_size", "tuning"))
 @float32_matmuls
 def _scores(params, X, what, chunk_size, tuning):
-    center = jax.lax.stop_gradient(params.weights @ params.means)  # (D,)
+    center = jax.lax.stop_gradient(_rows.mixture_center(params))  # (D,)
     return _pass.map_scores(params.replace(means=params.means - center[None, :]), X, what, chunk_size, center, tuning)
 
 

@@ -351,17 +351,12 @@ def accumulate_sums(model, means, factor, weights, X, w, chunk_size=None, center
 # Fitting: centre and start.
 
 
-def observed_mean(X, w):
-    """``(D,)`` per-feature weighted mean of the observed entries of ``X``."""
-    obs = ~jnp.isnan(X)
-    return (w @ jnp.where(obs, X, 0.0)) / (w @ obs.astype(X.dtype))
-
-
 def initial_data(X, center):
-    """``X`` with each NaN replaced by ``center`` (its column's observed mean): the data the start is computed on.
+    """``X`` with each NaN replaced by ``center`` (the fit's origin, a robust centre of its column's observed
+    entries, ``_rows.robust_center``): the data the start is computed on.
 
     The initialisers (k-means and the others, then one M-step from their
-    responsibilities) need complete rows. Mean imputation shrinks the spread
+    responsibilities) need complete rows. Imputing a centre shrinks the spread
     of the imputed features, so the starting variances there are too small;
     the first missing-data EM iterations correct them (each iteration cannot
     decrease the observed-data likelihood). This copy of ``X`` lives only
@@ -387,7 +382,7 @@ def weighted_log_prob(params, X, n_slots, chunk_size=None):
     observed get ``log w_k``.
     """
     model = missing_model(params.covariance_type, n_slots)
-    center = jax.lax.stop_gradient(params.weights @ params.means)
+    center = jax.lax.stop_gradient(_rows.mixture_center(params))
     consts = model.pass_constants(params.means - center[None], params.precisions_cholesky)
     log_weights = jnp.log(params.weights)
     return _rows.map_over_rows(lambda Xc: _chunk_posterior(model, consts, log_weights, Xc)[0].T, X, chunk_size, center)
@@ -465,7 +460,7 @@ def scoring_options(params, X):
 @float32_matmuls
 def _impute(key, params, X, n_slots, chunk_size, sample):
     model = missing_model(params.covariance_type, n_slots)
-    center = jax.lax.stop_gradient(params.weights @ params.means)
+    center = jax.lax.stop_gradient(_rows.mixture_center(params))
     means = params.means - center[None]
     consts = model.pass_constants(means, params.precisions_cholesky)
     log_weights = jnp.log(params.weights)

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_jax import _driver, _em, _pass, _tuning, _validation
+from gmm_jax import _driver, _em, _pass, _rows, _tuning, _validation
 from gmm_jax._em import FitResult, SufficientStatistics
 from gmm_jax._params import GMMParams, check_init_params
 from gmm_jax._precision import float32_matmuls
@@ -238,12 +238,12 @@ def _first_params(key, X, w, init_params, reg_covar, options):
     if init_params is not None:
         check_init_params(init_params, options.n_components, X.shape[1], options.covariance_type)
         params = init_params.astype(X.dtype)
-        center = params.weights @ params.means
+        center = _rows.mixture_center(params)
         return _driver.centred(params, center), center
     if X.shape[0] < options.n_components:
         raise ValueError(
             f"the first batch has {X.shape[0]} rows; initialising {options.n_components} components "
             "needs at least as many. Use larger batches or pass init_params."
         )
-    center = jnp.asarray((w.astype(np.float64) @ X) / w.sum(dtype=np.float64), X.dtype)
+    center = _driver.data_center(jnp.asarray(X), jnp.asarray(w))
     return _driver.initialize(key, jnp.asarray(X), jnp.asarray(w), center, reg_covar, options), center

@@ -84,7 +84,7 @@ jax.tree_util.register_dataclass(
 def _sweep(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions, prior=None):
     """Fits of every ``K`` in ``n_components`` (traced ``(len,)``) with ``options.n_components = K_max``."""
     w = _driver.fit_weights(X, w, options)  # with missing data, rows with nothing observed count for nothing
-    center = _driver.data_center(X, w, options)
+    center = _driver.data_center(X, w)
     no_bound = jnp.asarray(-jnp.inf, X.dtype)
 
     def at(k):

@@ -26,7 +26,7 @@ import numpy as np
 import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gmm_jax import _driver, _em, _pass, _tuning, _validation
+from gmm_jax import _driver, _em, _pass, _rows, _tuning, _validation
 from gmm_jax._em import FitResult
 from gmm_jax._params import GMMParams, check_init_params
 from gmm_jax._precision import float32_matmuls
@@ -312,17 +312,16 @@ def fit_stream(
     if init_params is None:
         seed = np.asarray(jax.random.bits(jax.random.fold_in(key, 1), (4,), jnp.uint32))
         reservoir = _Reservoir(init_sample_size, np.random.default_rng(seed))
-        weighted_sum, weight_sum = 0.0, 0.0
+        weight_sum = 0.0
         for X, w in stream.one_pass():
             reservoir.add(X, w)
-            weighted_sum = weighted_sum + w.astype(np.float64) @ X
             weight_sum += float(w.sum(dtype=np.float64))
         _check_rows(stream.n_rows, options.n_components, weight_sum)
         tol, reg_covar = tol.astype(stream.dtype), reg_covar.astype(stream.dtype)
-        center = jnp.asarray(weighted_sum / weight_sum, stream.dtype)
         X_sample, w_sample = reservoir.sample()
         if not (w_sample > 0).any():
             raise ValueError("every row of the initialisation sample has zero weight; increase init_sample_size.")
+        center = _driver.data_center(jnp.asarray(X_sample), jnp.asarray(w_sample))  # the sample's robust centre
         if X_sample.shape[0] < options.n_components:
             raise ValueError(f"n_components={options.n_components} must be <= n_samples={X_sample.shape[0]}.")
         prior = _driver.check_prior(prior, stream.n_features, covariance_type, stream.dtype)
@@ -333,7 +332,7 @@ def fit_stream(
         X, _ = stream.first_batch()  # the data's dtype decides the parameters' dtype, as in fit
         tol, reg_covar = tol.astype(X.dtype), reg_covar.astype(X.dtype)
         params = init_params.astype(X.dtype)
-        center = params.weights @ params.means  # the mixture mean: the data mean after any EM step
+        center = _rows.mixture_center(params)  # the bulk of the mixture (a robust centre of the data after EM)
         params = _driver.centred(params, center)
         prior = _driver.check_prior(prior, params.n_features, covariance_type, X.dtype)
 

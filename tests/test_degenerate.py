@@ -195,3 +195,65 @@ def test_nan_or_inf_data_under_vmap_sets_status_instead_of_raising(covariance_ty
     stack[4, 0, 0] = np.inf
     statuses = [int(r.status) for r in fit_batch(stack, covariance_type)]
     assert statuses == [0, 0, 1, 0, 1, 0]
+
+
+def _bulk_and_one_outlier(dtype, distance):
+    """Three unit blobs (100 rows each) around 50, and one row at ``distance`` (last)."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0], [0.0, 6.0, 0.0]]) + 50.0
+    bulk = np.concatenate([c + rng.normal(size=(100, 3)) for c in centres])
+    return np.vstack([bulk, [[distance, -distance, distance]]]).astype(dtype)
+
+
+OUTLIERS = [(np.float32, 1e10), (np.float64, 1e30)]
+
+
+@pytest.mark.parametrize("dtype, distance", OUTLIERS, ids=["float32 at 1e10", "float64 at 1e30"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_one_outlier_far_beyond_the_precision_of_the_mean_is_fitted_as_scikit_learn_fits_the_rest(
+    covariance_type, dtype, distance
+):
+    # The mean of such data sits ~1e7 (1e27) from the bulk, where the dtype
+    # keeps no digits of it: a fit centred at the mean failed as "singular".
+    # Centred at a robust centre, the outlier gets a component of its own and
+    # the bulk is fitted as scikit-learn fits the bulk alone.
+    from sklearn.mixture import GaussianMixture
+
+    X = _bulk_and_one_outlier(dtype, distance)
+    result = gmm.fit(KEY, X, 4, covariance_type=covariance_type)
+    assert int(result.status) == 0
+    assert_healthy(result, X)
+    labels = np.asarray(gmm.predict(result.params, X))
+    assert np.sum(labels == labels[-1]) == 1  # the outlier is alone
+    reference = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X[:-1].astype(np.float64))
+    own_weight = np.log(300 / 301)  # the outlier's component takes 1/301 of the weight
+    bulk_score = float(np.mean(gmm.log_prob(result.params, X[:-1])))
+    assert bulk_score >= reference.score(X[:-1]) + own_weight - 2e-3
+
+
+def test_one_far_outlier_is_fitted_from_a_stream_too():
+    X = _bulk_and_one_outlier(np.float32, 1e10)
+    rows = np.random.default_rng(1).permutation(X.shape[0])
+    X = X[rows]
+    result = gmm.fit_stream(KEY, lambda: iter([X[:150], X[150:]]), 4, covariance_type="diag")
+    assert int(result.status) == 0
+    in_memory = gmm.fit(KEY, X, 4, covariance_type="diag")
+    bulk = X[rows != 300]
+    np.testing.assert_allclose(
+        np.mean(gmm.log_prob(result.params, bulk)), np.mean(gmm.log_prob(in_memory.params, bulk)), atol=0.05
+    )
+
+
+def test_float32_regularisation_below_the_rounding_noise_of_the_pivots_is_reported_not_wandered():
+    # 8 points in 12-D of variance ~4.5: the 4 empty directions get variance
+    # reg_covar=1e-6, below float32's typical pivot noise (sqrt(12) eps 4.5 ~
+    # 2e-6): the lower bound wandered by ~0.4 nats a sample from iteration to
+    # iteration (float64 is constant). It is reported as the failure that says
+    # to increase reg_covar; with reg_covar=1e-3 it fits.
+    rng = np.random.default_rng(29)
+    X = rng.normal(size=(8, 12)) * rng.uniform(0.1, 10) + rng.normal(size=12) * rng.uniform(0, 100)
+    with pytest.raises(ValueError, match="increase reg_covar"):
+        gmm.fit(KEY, X.astype(np.float32), 1, covariance_type="full", reg_covar=1e-6)
+    held = gmm.fit(KEY, X.astype(np.float32), 1, covariance_type="full", reg_covar=1e-3)
+    exact = gmm.fit(KEY, X, 1, covariance_type="full", reg_covar=1e-3)
+    np.testing.assert_allclose(held.lower_bound, exact.lower_bound, atol=1e-3)

@@ -40,3 +40,40 @@ def test_map_take_and_cumsum_over_rows_are_the_same_for_every_layout(layout):
     cdf, total = _rows.cumsum_rows(w, layout)
     np.testing.assert_allclose(cdf, jnp.cumsum(w), rtol=1e-12)
     np.testing.assert_allclose(total, jnp.sum(w), rtol=1e-12)
+
+
+def test_weighted_median_is_numpys_lower_median_of_the_rows_repeated_by_their_weights():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(41, 4))
+    counts = rng.integers(0, 4, size=41)
+    X[5, 1] = np.nan  # a missing entry carries no weight in its column
+    got = np.asarray(_rows.weighted_median(jnp.asarray(X), jnp.asarray(counts, float)))
+    for d in range(4):
+        observed = ~np.isnan(X[:, d])
+        repeated = np.repeat(X[observed, d], counts[observed])
+        assert got[d] == np.quantile(repeated, 0.5, method="inverted_cdf")
+
+
+def test_robust_center_is_the_mean_of_ordinary_data_and_a_median_beside_a_far_row():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(10_000, 3)) + 5.0
+    w = rng.uniform(0.5, 1.5, size=10_000)
+    center = np.asarray(_rows.robust_center(jnp.asarray(X), jnp.asarray(w)))
+    np.testing.assert_allclose(center, w @ X / w.sum(), rtol=1e-12)  # ordinary data: the weighted mean
+    X[15, :2] = 1e30  # a sampled row (the stride is 5: rows 0, 5, 10, ...); the mean moves to ~1e26
+    X[::2, 2] = np.nan
+    center = np.asarray(_rows.robust_center(jnp.asarray(X), jnp.asarray(w)))
+    stride = -(-10_000 // _rows.CENTER_SAMPLE_ROWS)
+    sample, sample_w = X[::stride, :2], w[::stride]
+    order = np.argsort(sample, axis=0)
+    cumulative = np.cumsum(sample_w[order], axis=0)
+    first = np.argmax(cumulative >= 0.5 * sample_w.sum(), axis=0)
+    median = np.take_along_axis(np.take_along_axis(sample, order, 0), first[None], 0)[0]
+    np.testing.assert_array_equal(center[:2], median)  # the sample's weighted median
+    assert np.all(np.abs(center[:2] - 5.0) < 0.1)
+    observed = ~np.isnan(X[:, 2])  # column 2: odd rows only, no far row: its weighted mean
+    np.testing.assert_allclose(center[2], w[observed] @ X[observed, 2] / w[observed].sum(), rtol=1e-12)
+    X[:, 2] = np.nan  # a column the sample sees nothing of keeps the mean of its observed entries
+    X[1, 2] = 2.0
+    center = np.asarray(_rows.robust_center(jnp.asarray(X), jnp.asarray(w)))
+    assert center[2] == 2.0
