@@ -9,6 +9,7 @@ compilation is reported on its own and never counted as iteration time.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import time
 import warnings
 from typing import Any, Callable
@@ -128,13 +129,15 @@ class Prepared:
 
 def gmm_jax_prepare(X: jax.Array, start: Start | None, *, n_components: int,
                     covariance_type: str, max_iter: int, tol: float,
-                    n_init: int = 1, seed: int = 0, chunk_size: int | None = None) -> Prepared:
+                    n_init: int = 1, seed: int = 0, chunk_size: int | None = None,
+                    package: str = "gmm_jax") -> Prepared:
     """``gmm.fit`` jitted for these options; ``start=None`` lets it initialise.
 
     ``chunk_size`` (rows per chunk; ``None``: gmm_jax's default) is for
-    benchmarks.chunk_sweep.
+    benchmarks.chunk_sweep; ``package`` names the module to time (another
+    revision of gmm_jax under another name, for benchmarks.compare_revisions).
     """
-    import gmm_jax as gmm
+    gmm = importlib.import_module(package)
 
     dtype = X.dtype
     key = jax.random.key(seed)
