@@ -195,9 +195,18 @@ def map_over_rows(fn, X, chunk_size, center=None):
 # The working origin.
 
 # Rows the robust centre is the median of: enough that the median of a row
-# sample is within a few hundredths of a standard deviation of the data's,
-# few enough that its 32-64 bisection steps cost little next to one pass over X.
-CENTER_SAMPLE_ROWS = 2048
+# sample lies well inside the bulk of the data (its standard error is ~0.16
+# standard deviations), few enough that it costs little beside the mean even
+# for a thousand seed-sized fits under one vmap (benchmarks/README.md, "The
+# working origin").
+CENTER_SAMPLE_ROWS = 64
+# The mean is an origin inside the bulk when at least this fraction of the
+# sample's weight lies on each side of it.
+_BULK_FRACTION = 0.1
+
+# Bisection steps of the median beyond sign and exponent: 16 bits of mantissa
+# put it within 2e-5 of its magnitude, far closer than an origin needs.
+_MEDIAN_MANTISSA_BITS = 16
 
 
 def _flip_negatives(bits):
@@ -211,15 +220,18 @@ def _flip_negatives(bits):
 
 
 def weighted_median(X, w):
-    """``(D,)`` per-column weighted median of ``X`` (``(N, D)``), weights ``w`` (``(N,)``).
+    """``(D,)`` per-column weighted median of ``X`` (``(N, D)``), weights ``w`` (``(N,)``), to 16 bits.
 
     The lower weighted median: the smallest value of a column at which the
-    weight of the entries at or below it reaches half the column's weight.
-    NaN entries carry no weight (a column with no weight gets an arbitrary
-    value; see :func:`robust_center`). Found by bisection over the floats'
-    order-preserving integer keys, 32 (float64: 64) halvings, each a weighted
-    count over the rows: only reductions, so sharded rows are never gathered,
-    as a sort would gather them, and the result is exact.
+    weight of the entries at or below it reaches half the column's weight,
+    rounded up to 16 bits of mantissa (a relative error below 2e-5). NaN
+    entries carry no weight (a column with no weight gets an arbitrary value;
+    see :func:`robust_center`). Found by bisection over the floats'
+    order-preserving integer keys (25 halvings in float32, 28 in float64),
+    each a weighted count over the rows: only reductions, so sharded rows are
+    never gathered, as a sort would gather them. (On CPU a sort is also 4-6x
+    slower, and so is a radix-16 search: benchmarks/README.md, "The working
+    origin".)
     """
     observed = ~jnp.isnan(X)
     weight = jnp.where(observed, w[:, None].astype(X.dtype), 0.0)
@@ -236,8 +248,10 @@ def weighted_median(X, w):
         enough = jnp.sum(jnp.where(keys <= mid[None], weight, 0.0), axis=0) >= half
         return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
 
-    lo, _ = jax.lax.fori_loop(0, jnp.iinfo(int_type).bits, halve, (lo, hi))
-    return jax.lax.bitcast_convert_type(_flip_negatives(lo), X.dtype)
+    # hi stays a key at or above the median: after these steps, within 2^(nmant - 16) keys of it.
+    steps = jnp.iinfo(int_type).bits - jnp.finfo(X.dtype).nmant + _MEDIAN_MANTISSA_BITS
+    _, hi = jax.lax.fori_loop(0, steps, halve, (lo, hi))
+    return jax.lax.bitcast_convert_type(_flip_negatives(hi), X.dtype)
 
 
 def robust_center(X, w):
@@ -249,24 +263,30 @@ def robust_center(X, w):
     not robust: one float32 row at 1e10 among points of unit scale moves it to
     ~3e7, where float32 keeps no digits of the bulk (its spacing there is 4),
     and every fit of such data failed. So each column's origin is its weighted
-    mean unless that lies more than one median absolute deviation from the
-    column's weighted median, and that median otherwise; median and deviation
-    are those of up to 2048 evenly spaced rows (``CENTER_SAMPLE_ROWS``), which
-    a few far rows do not move. NaN entries (missing data) and zero-weight rows
-    are ignored; a column the sample holds no weight of keeps its mean.
+    mean unless less than a tenth of the weight of a 64-row sample
+    (``CENTER_SAMPLE_ROWS`` evenly spaced rows) lies on one side of it, that
+    is, unless the mean lies outside the bulk of the column; then it is the
+    sample's weighted median, which a few far rows do not move. (The mean of a
+    mixture can lie far from its median in units of the spread of one
+    component, and that is fine: only a mean outside the data is not.) NaN
+    entries (missing data) and zero-weight rows are ignored; a column the
+    sample holds no weight of keeps its mean.
 
-    Only rounding depends on the origin: fitted parameters are the same up to
-    it for every centre.
+    Only rounding depends on the origin, and the values a missing-data start
+    imputes (``_missing.initial_data``).
     """
     n = X.shape[0]
     stride = max(1, -(-n // CENTER_SAMPLE_ROWS))
     sample, sample_w = X[::stride], w[::stride]
-    median = weighted_median(sample, sample_w)
-    deviation = weighted_median(jnp.abs(sample - median[None]), sample_w)
     observed = ~jnp.isnan(X)
     mean = (w @ jnp.where(observed, X, 0.0)) / (w @ observed.astype(X.dtype))
-    sampled = (sample_w @ (~jnp.isnan(sample)).astype(X.dtype)) > 0
-    far = sampled & jnp.isfinite(median) & ~(jnp.abs(mean - median) <= deviation)
+    weight = jnp.where(jnp.isnan(sample), 0.0, sample_w[:, None].astype(X.dtype))
+    total = jnp.sum(weight, axis=0)
+    below = jnp.sum(jnp.where(sample < mean[None], weight, 0.0), axis=0)  # NaN entries compare False
+    above = jnp.sum(jnp.where(sample > mean[None], weight, 0.0), axis=0)
+    outside = (below < _BULK_FRACTION * total) | (above < _BULK_FRACTION * total)
+    median = weighted_median(sample, sample_w)
+    far = (total > 0) & outside & jnp.isfinite(median)
     return jnp.where(far, median, mean)
 
 
