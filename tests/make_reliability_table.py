@@ -275,6 +275,45 @@ def round2_rows():
         os.chdir(old_cwd)
 
 
+def outlier_rows():
+    """Issue 17's far-outlier and drowned-regularisation cases, against scikit-learn on the same data."""
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0], [0.0, 6.0, 0.0]]) + 50.0
+    bulk = np.concatenate([c + rng.normal(size=(100, 3)) for c in centres])
+    rows = []
+    for dtype, distance in [(np.float32, 1e10), (np.float64, 1e30)]:
+        X = np.vstack([bulk, [[distance, -distance, distance]]]).astype(dtype)
+        cells = []
+        for t in COVARIANCE_TYPES:
+            try:
+                r = gmm.fit(KEY, X, 4, covariance_type=t)
+                ours = f"status {int(r.status)}, bulk mean ll {float(np.mean(gmm.log_prob(r.params, X[:-1]))):.3f}"
+            except ValueError as err:
+                ours = footnote(err)
+            try:
+                sk = GaussianMixture(4, covariance_type=t, random_state=0).fit(X)
+                theirs = f"{sk.score(X[:-1]):.3f}"
+            except ValueError as err:
+                theirs = "raises " + type(err).__name__
+            cells.append(f"{ours}; scikit-learn: {theirs}")
+        rows.append((f"300 unit-blob rows and one at {distance:.0e}, {dtype.__name__}, 4 comp.", cells))
+    noisy = np.random.default_rng(29)
+    X = noisy.normal(size=(8, 12)) * noisy.uniform(0.1, 10) + noisy.normal(size=12) * noisy.uniform(0, 100)
+    for reg in (1e-6, 1e-3):
+        cells = []
+        for t in COVARIANCE_TYPES:
+            try:
+                r = gmm.fit(KEY, X.astype(np.float32), 1, covariance_type=t, reg_covar=reg)
+                exact = gmm.fit(KEY, X, 1, covariance_type=t, reg_covar=reg)
+                cells.append(f"status {int(r.status)}, mean ll {float(r.lower_bound):.3f} (float64: {float(exact.lower_bound):.3f})")
+            except ValueError as err:
+                cells.append(footnote(err))
+        rows.append((f"float32, 8 rows in 12-D (variance ~4.5), 1 comp., reg_covar={reg:g}", cells))
+    return rows
+
+
 def table_2(title, rows):
     lines = [f"### {title}", "", "| case | outcome |", "|---|---|"]
     lines += [f"| {name} | {cell} |" for name, cell in rows]
@@ -301,6 +340,7 @@ def main(path):
         table("float32 data", degenerate_rows(np.float32)),
         table("float32 far from the origin or at large scale (same key, default tol)", float32_rows()),
         table("bad input (rejected before anything is compiled)", bad_input_rows()),
+        table("round 2 (issue 17): one far outlier; reg_covar below float32's rounding of the pivots", outlier_rows()),
         table_2("round 2 (issue 17): model files, parameter constructors, input conversion, metrics, keys", round2_rows()),
         "### Error messages\n",
     ]
