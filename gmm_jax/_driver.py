@@ -9,9 +9,9 @@ from); everything else is here, once:
   ``reg_covar`` into traced scalars (changing them never recompiles, and they
   may be batched under ``vmap``);
 * **centring**: all work happens in coordinates centred at a robust centre of
-  the data (:func:`data_center`, a weighted median of a row sample;
-  :func:`centred`, :func:`uncentred`), so float32 keeps its digits on data far
-  from the origin, and on data with a few rows far from the rest;
+  the data (:func:`data_center`: the weighted mean, or a median where a few
+  far rows move the mean out of the data; :func:`centred`, :func:`uncentred`),
+  so float32 keeps its digits on data far from the origin;
 * **restarts**: nested keys (:func:`restart_keys`: restart 0 is the
   ``n_init=1`` fit), side by side under ``vmap`` or in sequence, the best
   final lower bound kept (:func:`best_restart`);

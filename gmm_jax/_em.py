@@ -122,10 +122,10 @@ def params_from_statistics(
     # noise (D units) of the moments it was computed from. A reg_covar below
     # the typical noise is itself drowned: float32 EM of 8 points in 12-D of
     # variance ~4 with reg_covar=1e-6 wandered by ~0.4 nats a sample from
-    # iteration to iteration (tests/test_degenerate.py). A covariance that is positive definite
-    # only by rounding (collinear points with reg_covar=0) would give a finite
-    # precision made of noise; it is marked as zero variance (an infinite
-    # factor), which the EM loop reports as status 1.
+    # iteration to iteration (tests/test_degenerate.py). A covariance that is
+    # positive definite only by rounding (collinear points with reg_covar=0)
+    # would give a finite precision made of noise; it is marked as zero
+    # variance (an infinite factor), which the EM loop reports as status 1.
     pivots = 1.0 / jnp.square(model.diagonal(factor))
     raw = model.diagonal(model.covariances_from_moments(stats.s2, nk, jnp.zeros_like(d), 0.0))
     n_features = shift.shape[-1]

@@ -204,6 +204,7 @@ CENTER_SAMPLE_ROWS = 32
 # sample's weight lies on each side of it.
 _BULK_FRACTION = 0.1
 
+
 def weighted_median(X, w):
     """``(D,)`` per-column weighted median of the rows of a small ``X`` (``(S, D)``), weights ``w`` (``(S,)``).
 
@@ -212,7 +213,7 @@ def weighted_median(X, w):
     NaN entries carry no weight (a column with no weight gets ``inf``; see
     :func:`robust_center`). Computed from all ``S^2`` pairs at once (each
     value's weight at or below it) rather than by a sort or a bisection loop:
-    for the 64 rows it is used on, that is one fused loop, which compiles in
+    for the 32 rows it is used on, that is one fused loop, which compiles in
     a fraction of the time of a loop and runs faster than a sort on CPU.
     """
     observed = ~jnp.isnan(X)
