@@ -23,10 +23,12 @@ Writes ``<out>/<device>.json`` and ``<out>/<device>.md``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -52,6 +54,7 @@ def import_revision(rev: str) -> str:
                             check=True).stdout.strip()
     archive = subprocess.run(["git", "archive", rev, "gmm_jax"], cwd=ROOT, capture_output=True, check=True).stdout
     folder = Path(tempfile.mkdtemp(prefix="gmm_jax_baseline_"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(folder, filter="data")
     package = folder / BASELINE

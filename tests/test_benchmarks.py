@@ -39,6 +39,27 @@ def test_benchmark_runner_quick_mode_writes_json_and_markdown(tmp_path):
 
 
 @pytest.mark.slow
+def test_compare_revisions_runs_the_checkout_and_a_git_revision_side_by_side(tmp_path):
+    # HEAD against the working tree: in a clean checkout the same code, so the
+    # same fit, under two package names in one process.
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.compare_revisions", "--baseline", "HEAD", "--cases", "d", "--quick",
+         "--repeats", "1", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (json_file,) = tmp_path.glob("*.json")
+    (run,) = json.loads(json_file.read_text())["cases"]["d"]["runs"]
+    current, baseline = run["revisions"]["gmm_jax"], run["revisions"]["gmm_jax_baseline"]
+    assert current["n_iter"] == baseline["n_iter"] == 100
+    assert current["mean_log_likelihood"] == pytest.approx(baseline["mean_log_likelihood"], rel=1e-5)
+    assert current["fit_s"] > 0 and baseline["fit_s"] > 0 and run["ratio_baseline_over_current"] > 0
+    assert "ratio" in json_file.with_suffix(".md").read_text()
+
+
+@pytest.mark.slow
 def test_profile_pass_reports_the_operations_of_an_em_iteration():
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.profile_pass", "--n", "20000", "--d", "8", "--k", "4", "--iters", "3"],
