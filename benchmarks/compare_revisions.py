@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import _libs, _machine
-from benchmarks.run import _square_dot_time
+from benchmarks.run import RESULTS, _square_dot_time
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "gmm_jax_baseline"
@@ -112,22 +112,26 @@ def per_iteration(size: dict, covariance_type: str, repeats: int, iters: int) ->
     return out
 
 
-def whole_fit(size: dict, repeats: int) -> dict:
-    """Case c: whole fits with restarts at default tol, each revision's own k-means init."""
-    rng = np.random.default_rng(1)
-    X = _libs.make_blobs(rng, size["n"], size["d"], size["k"])
+def _whole_fits(X: np.ndarray, start, common: dict, repeats: int) -> dict:
+    """Whole ``gmm.fit`` calls of both revisions on ``X`` (``start=None``: each initialises), timed side by side."""
     X_dev = jax.block_until_ready(jnp.asarray(X))
-    common = dict(n_components=size["k"], covariance_type="full", max_iter=100, tol=1e-3, n_init=size["n_init"])
-    prepared = {p: _libs.gmm_jax_prepare(X_dev, None, package=p, **common) for p in (CURRENT, BASELINE)}
+    prepared = {p: _libs.gmm_jax_prepare(X_dev, start, package=p, **common) for p in (CURRENT, BASELINE)}
     for prep in prepared.values():
-        prep.run()
+        prep.run()  # warm-up
     best, outputs = _alternating_best({p: prep.run for p, prep in prepared.items()}, repeats)
     out = {}
     for p, prep in prepared.items():
         fitted = prep.summarize(outputs[p])
         out[p] = {"fit_s": best[p], "compile_s": prep.compile_s, "n_iter": fitted.n_iter,
-                  "mean_log_likelihood": _libs.mean_log_likelihood(X, fitted, "full")}
+                  "mean_log_likelihood": _libs.mean_log_likelihood(X, fitted, common["covariance_type"])}
     return out
+
+
+def whole_fit(size: dict, repeats: int) -> dict:
+    """Case c: whole fits with restarts at default tol, each revision's own k-means init."""
+    X = _libs.make_blobs(np.random.default_rng(1), size["n"], size["d"], size["k"])
+    common = dict(n_components=size["k"], covariance_type="full", max_iter=100, tol=1e-3, n_init=size["n_init"])
+    return _whole_fits(X, None, common, repeats)
 
 
 def seed_fit(size: dict, repeats: int) -> dict:
@@ -135,18 +139,8 @@ def seed_fit(size: dict, repeats: int) -> dict:
     rng = np.random.default_rng(2)
     X = _libs.make_blobs(rng, size["n"], size["d"], size["k"])
     start = _libs.make_start(rng, X, size["k"], "full")
-    X_dev = jax.block_until_ready(jnp.asarray(X))
     common = dict(n_components=size["k"], covariance_type="full", max_iter=100, tol=0.0)
-    prepared = {p: _libs.gmm_jax_prepare(X_dev, start, package=p, **common) for p in (CURRENT, BASELINE)}
-    for prep in prepared.values():
-        prep.run()
-    best, outputs = _alternating_best({p: prep.run for p, prep in prepared.items()}, repeats)
-    out = {}
-    for p, prep in prepared.items():
-        fitted = prep.summarize(outputs[p])
-        out[p] = {"fit_s": best[p], "compile_s": prep.compile_s, "n_iter": fitted.n_iter,
-                  "mean_log_likelihood": _libs.mean_log_likelihood(X, fitted, "full")}
-    return out
+    return _whole_fits(X, start, common, repeats)
 
 
 def batched(size: dict, repeats: int) -> dict:
@@ -242,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cases", default="a,b,c,d,e,f", help="comma list from a,b,c,d,e,f (f needs a)")
     parser.add_argument("--repeats", type=int, default=5, help="alternating rounds; the best of each is kept")
     parser.add_argument("--quick", action="store_true", help="one tiny size per case (a smoke test)")
-    parser.add_argument("--out", type=Path, default=_libs_results() / "round2" / "revisions")
+    parser.add_argument("--out", type=Path, default=RESULTS / "round2" / "revisions")
     args = parser.parse_args(argv)
     letters = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(letters) - set(CASES) - {"f"})
@@ -280,10 +274,6 @@ def main(argv: list[str] | None = None) -> dict:
     (args.out / f"{tag}.md").write_text(_markdown(report))
     print(f"wrote {args.out / (tag + '.md')}", flush=True)
     return report
-
-
-def _libs_results() -> Path:
-    return Path(__file__).resolve().parent / "results"
 
 
 if __name__ == "__main__":

@@ -279,6 +279,7 @@ def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, optio
     return result._replace(status=status)
 
 
+@jax.jit  # one program when called outside a fit (a stream's sample, an online fit's first batch)
 def data_center(X, w):
     """The working origin of a fit: a robust centre of the (observed) data, ``_rows.robust_center``."""
     return jax.lax.stop_gradient(_rows.robust_center(X, w))
