@@ -110,10 +110,19 @@ def fit_options(
                       n_slots)  # fmt: skip
 
 
-def batch_layout(options: FitOptions, n_rows: int, n_features: int, n_devices: int = 1):
-    """Rows per chunk for one batch of ``n_rows`` (split over ``n_devices``) of a stream."""
-    chunk = options.chunk_size or _pass.chunk_rows(
-        n_rows // n_devices, options.n_components, n_features, options.covariance_type, options.tuning)  # fmt: skip
+def batch_layout(options: FitOptions, n_rows: int, n_features: int, n_devices: int = 1, n_slots=None):
+    """Rows per chunk for one batch of ``n_rows`` (split over ``n_devices``) of a stream.
+
+    ``n_slots``: the batch's bound on NaN entries per row (missing data), None for complete data.
+    """
+    if options.chunk_size:
+        chunk = options.chunk_size
+    elif n_slots is not None:
+        chunk = _missing.missing_chunk_size(n_rows // n_devices, options.n_components, n_features,
+                                            options.covariance_type, n_slots, options.tuning)  # fmt: skip
+    else:
+        chunk = _pass.chunk_rows(n_rows // n_devices, options.n_components, n_features, options.covariance_type,
+                                 options.tuning)  # fmt: skip
     return _rows.RowBlocks(n_devices, chunk) if n_devices > 1 else chunk
 
 
@@ -313,7 +322,15 @@ def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, opti
 @functools.partial(jax.jit, static_argnames=("options",))
 @float32_matmuls
 def initialize(key, X, w, center, reg_covar, options: FitOptions, prior=None) -> GMMParams:
-    """The compiled initialisation of a stream's sample or an online fit's first batch (centred)."""
+    """The compiled initialisation of a stream's sample or an online fit's first batch (centred).
+
+    With missing data (``options.n_slots`` not None) the start is computed as
+    in :func:`fit_restarts`: rows with nothing observed get no weight and
+    each NaN is replaced by ``center`` (``_missing.initial_data``).
+    """
+    if options.n_slots is not None:
+        w = fit_weights(X, w, options)
+        X = _missing.initial_data(X, center)
     chunk = _pass.chunk_rows(X.shape[0], options.n_components, X.shape[1], options.covariance_type, options.tuning)
     return _init.initialize(key, X, w, options.n_components, options.covariance_type, options.init, reg_covar,
                             chunk, center, options.tuning, prior=centred_prior(prior, center))  # fmt: skip
@@ -358,7 +375,7 @@ def check_result(result: FitResult, tol, what: str = "fit") -> FitResult:
 # Batches of streamed and online fits.
 
 
-def read_batch(batch, where: str, n_features: int | None, dtype):
+def read_batch(batch, where: str, n_features: int | None, dtype, nan_policy: str = "raise"):
     """A batch ``X`` or ``(X, sample_weight)`` as validated host arrays ``(X (n, D), w (n,))``.
 
     Args:
@@ -366,6 +383,9 @@ def read_batch(batch, where: str, n_features: int | None, dtype):
       where: how to name the batch in errors (e.g. ``"batch 3 (0-based) of pass 1"``).
       n_features: the width of earlier batches (``None`` for the first).
       dtype: the dtype of earlier batches (``None`` for the first: this one's).
+      nan_policy: as in ``fit``: ``"marginalize"`` keeps NaN entries (and
+        masked entries of a ``numpy.ma.MaskedArray``, as NaN) as missing
+        values; inf is an error under both policies.
     """
     if isinstance(batch, tuple):
         if len(batch) != 2:
@@ -373,7 +393,7 @@ def read_batch(batch, where: str, n_features: int | None, dtype):
         X, w = batch
     else:
         X, w = batch, None
-    X = _validation.host_float_array(X, f"X in {where}")
+    X = _validation.host_float_array(X, f"X in {where}", nan_policy)
     if X.ndim != 2:
         raise ValueError(f"X in {where} must be 2-D (n_samples, n_features), got shape {X.shape}.")
     if n_features is None and X.shape[1] < 1:
@@ -384,8 +404,17 @@ def read_batch(batch, where: str, n_features: int | None, dtype):
             f"shape {X.shape}; every batch must have the same columns."
         )
     X = X.astype(X.dtype if dtype is None else dtype, copy=False)
-    if not np.isfinite(X).all():
-        raise ValueError(f"X in {where} contains NaN or infinite values; remove or impute them.")
+    if nan_policy == "marginalize":
+        if np.isinf(X).any():
+            raise ValueError(
+                f"X in {where} contains {int(np.isinf(X).sum())} infinite value(s); with "
+                'nan_policy="marginalize" only NaN marks a missing entry. Remove or replace them.'
+            )
+    elif not np.isfinite(X).all():
+        raise ValueError(
+            f"X in {where} contains {int((~np.isfinite(X)).sum())} NaN or infinite value(s); remove or impute "
+            'them, or pass nan_policy="marginalize" to treat NaN entries as missing at random.'
+        )
     if w is None:
         return X, np.ones((X.shape[0],), X.dtype)
     w = _validation.host_float_array(w, f"sample_weight in {where}").astype(X.dtype, copy=False)

@@ -72,6 +72,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from gmm_jax import _covariance, _pass, _rows, _tuning, _validation
@@ -96,6 +97,8 @@ def max_missing(X) -> int:
     """
     if isinstance(X, jax.core.Tracer):
         return X.shape[1]
+    if isinstance(X, np.ndarray):  # a host batch of a stream: counted where it is
+        return int(np.isnan(X).sum(axis=1).max(initial=0))
     with jax.ensure_compile_time_eval():
         return int(jnp.max(jnp.sum(jnp.isnan(X), axis=1)))
 

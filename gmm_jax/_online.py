@@ -10,7 +10,9 @@ approximation of the batch EM fit, not equal to it (use
 :func:`gmm_jax.fit_stream` for exact EM over data that can be read again).
 
 The statistics come from the engine like every other fit's
-(``_pass.accumulate_statistics``, ``_em.params_from_statistics``). They are
+(``_em.statistics``: the fused pass, or its missing-data variant with
+``nan_policy="marginalize"``; ``_em.params_from_statistics``, ML or MAP with a
+prior). They are
 taken around the current means, which move after each batch, so the running
 average is re-expressed around the new means before the next batch (exactly;
 see :func:`_recenter`). The running average, the parameters and the step
@@ -28,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_jax import _driver, _em, _pass, _rows, _tuning, _validation
+from gmm_jax import _driver, _em, _missing, _pass, _rows, _tuning, _validation
 from gmm_jax._em import FitResult, SufficientStatistics
 from gmm_jax._params import GMMParams, check_init_params
 from gmm_jax._precision import float32_matmuls
@@ -45,12 +47,16 @@ class OnlineState(NamedTuple):
         around ``params.means``.
       center: ``(D,)`` the working origin (the first batch's weighted mean).
       step: ``()`` int, batches applied so far (over all calls).
+      n_samples_seen: ``()`` the total sample weight of those batches (rows
+        with nothing observed excluded): the number of samples the running
+        statistics stand for, unless ``total_samples`` says otherwise.
     """
 
     params: GMMParams
     statistics: SufficientStatistics
     center: jax.Array
     step: jax.Array
+    n_samples_seen: jax.Array
 
 
 # The fields of a FitResult, in its order, then the state: written once, in _em.
@@ -82,13 +88,19 @@ def _recenter(stats: SufficientStatistics, old_shift, new_shift, covariance_type
     )
 
 
-@functools.partial(jax.jit, static_argnames=("chunk_size", "tuning", "first"))
+@functools.partial(jax.jit, static_argnames=("chunk_size", "tuning", "first", "n_slots"))
 @float32_matmuls
-def _online_step(running, params, X, w, center, rho, reg_covar, chunk_size, tuning, first):
-    batch = _pass.accumulate_statistics(params, X, w, chunk_size, center, tuning)
+def _online_step(running, params, X, w, center, rho, reg_covar, chunk_size, tuning, first, n_slots=None, prior=None,
+                 n_represented=None):  # fmt: skip
+    # The engine's E-step sums: the missing-data ones when n_slots is not None (as fit's).
+    batch = _em.statistics(params, X, w, chunk_size, center, tuning, n_slots)
     batch = jax.tree_util.tree_map(lambda a: a / batch.weight_sum, batch)  # per-sample averages
     running = batch if first else jax.tree_util.tree_map(lambda s, b: (1 - rho) * s + rho * b, running, batch)
-    new = _em.params_from_statistics(running, params.means, params.covariance_type, reg_covar, previous=params)
+    # The ML M-step does not depend on the statistics' scale; the MAP one
+    # weighs the prior against the samples the average stands for.
+    totals = running if prior is None else jax.tree_util.tree_map(lambda a: a * n_represented, running)
+    new = _em.params_from_statistics(totals, params.means, params.covariance_type, reg_covar, previous=params,
+                                     prior=prior)  # fmt: skip
     ok = _em.all_finite(new)
     new = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, params)
     running = _recenter(running, params.means, new.means, params.covariance_type, tuning)
@@ -109,6 +121,9 @@ def fit_online(
     max_batches: int | None = None,
     verbose: bool = False,
     chunk_size: int | None = None,
+    nan_policy: str = "raise",
+    prior=None,
+    total_samples: float | None = None,
 ) -> OnlineFitResult:
     """Fits a Gaussian mixture by online (stochastic) EM in one pass over ``batches``. Approximate.
 
@@ -137,6 +152,34 @@ def fit_online(
       max_batches: stop after this many batches of this call (``None``: the whole iterable).
       verbose: print each batch's mean log-likelihood before its update.
       chunk_size: rows per chunk inside each batch's compiled step.
+      nan_policy: ``"raise"`` (default): NaN in a batch is an error.
+        ``"marginalize"``: NaN entries (and the masked entries of a
+        ``numpy.ma.MaskedArray`` batch) are missing at random, and each
+        batch's statistics are the missing-data statistics of
+        :func:`gmm_jax.fit` with the same option (exact missing-data E-step).
+        Rows with nothing observed carry no weight; the start is computed
+        from the first batch with each NaN replaced by its centre, as ``fit``
+        does; inf is an error. For ``full`` and ``tied`` covariances the
+        compiled step is specialised to the largest number of NaN entries in
+        one row of the batches read so far (its cost grows with it), so it
+        compiles again only when a batch holds a row with more NaN than any
+        before: a few times at most, in the first batches.
+      prior: optional ``ConjugatePrior``: MAP online EM, with the M-step of
+        :func:`gmm_jax.fit` with a prior (``_em.params_from_statistics``).
+        The running statistics are per-sample averages, so they are scaled
+        to the number of samples they stand for before the MAP M-step, and
+        the prior weighs against the data as in ``fit(prior=)`` on that
+        many samples. By default that number is the total weight of the
+        batches applied so far (``state.n_samples_seen``): right for a
+        stream of new data, where after ``n`` samples the prior should
+        count as much as in a fit of those ``n``. ``log_likelihood`` stays
+        the plain held-out log-likelihood (no prior term).
+      total_samples: with ``prior``, the number of samples (or total sample
+        weight) the running statistics stand for instead of the samples seen
+        so far. When the batches replay a finite data set for several epochs,
+        pass its size, ``len(X)``: the prior then weighs as in ``fit(X,
+        prior=prior)``, whose MAP fit the online fit approaches (counting
+        every epoch's rows as new samples would let the prior fade away).
 
     Returns:
       An ``OnlineFitResult``: the fields of a ``FitResult`` and ``state``.
@@ -147,9 +190,11 @@ def fit_online(
       ``False`` (online EM has no stopping rule).
 
     Raises:
-      ValueError: bad options or batches (naming the batch), an empty
-        stream, or an update that made the parameters non-finite (the same
-        error as :func:`gmm_jax.fit`).
+      ValueError: bad options or batches (naming the batch), NaN values
+        (unless ``nan_policy="marginalize"``), an empty stream, or an update
+        that made the parameters non-finite (the same error as
+        :func:`gmm_jax.fit`).
+      TypeError: ``prior`` is not a ``ConjugatePrior``.
 
     Example:
       >>> import jax, numpy as np, gmm_jax as gmm
@@ -164,8 +209,14 @@ def fit_online(
       >>> more = gmm.fit_online(jax.random.key(0), stream(), 2, covariance_type="diag", state=result.state)
       >>> int(more.state.step)
       40
+      >>> prior = gmm.ConjugatePrior.create(mean=np.full(2, 3.0), shrinkage=0.01, dof=4.0, scale=1.0)
+      >>> mapped = gmm.fit_online(jax.random.key(0), stream(), 2, covariance_type="diag", prior=prior)  # MAP
+      >>> sorted(mapped.params.means[:, 0].round().astype(int).tolist())
+      [0, 6]
     """
     _validation.check_key(key)
+    _validation.check_nan_policy(nan_policy)
+    missing = nan_policy == "marginalize"
     if callable(batches) and not hasattr(batches, "__iter__"):
         batches = batches()
     try:
@@ -181,6 +232,14 @@ def fit_online(
         raise ValueError(f"step_exponent must be in (0.5, 1], got {step_exponent!r}.")
     if max_batches is not None:
         max_batches = _validation.check_int(max_batches, "max_batches", 1)
+    if prior is not None:  # the type and values now; the number of features once it is known
+        _driver.check_prior(prior, None, covariance_type, jnp.result_type(float))
+    if total_samples is not None:
+        if prior is None:
+            raise ValueError("total_samples sets how much the data weighs against the prior; it needs prior= too.")
+        total_samples = _validation.check_nonneg_float(total_samples, "total_samples")
+        if total_samples <= 0:
+            raise ValueError(f"total_samples must be > 0, got {total_samples}.")
     if state is not None:
         if not isinstance(state, OnlineState):
             raise TypeError(f"state must be the OnlineState of an earlier fit_online result, got {type(state).__name__}.")
@@ -190,26 +249,42 @@ def fit_online(
 
     if state is None:
         params = center = running = None
-        t = 0
+        t, n_seen = 0, 0.0
     else:
         params, running, center, t = state.params, state.statistics, state.center, int(state.step)
+        n_seen = float(state.n_samples_seen)
     trace, status, n_batches, dtype = [], _em.STATUS_OK, 0, None if params is None else params.means.dtype
+    centred_prior = None
+    if prior is not None and params is not None:
+        centred_prior = _driver.centred_prior(_driver.check_prior(prior, params.n_features, covariance_type, dtype),
+                                              center)  # fmt: skip
+    max_missing = 0  # the most NaN entries in one row of the batches read so far
     for index, batch in enumerate(iterator):
         if max_batches is not None and n_batches >= max_batches:
             break
         X, w = _driver.read_batch(batch, f"batch {index} (0-based)", None if params is None else params.n_features,
-                                  dtype)  # fmt: skip
+                                  dtype, nan_policy)  # fmt: skip
+        n_slots = None
+        if missing:  # rows with nothing observed carry no weight, as in fit
+            w = np.where(np.isnan(X).all(axis=1), np.zeros((), w.dtype), w)
+            max_missing = max(max_missing, _missing.max_missing(X))
+            n_slots = max_missing if covariance_type in ("full", "tied") else 0
         if X.shape[0] == 0 or not (w > 0).any():
             continue
         dtype = X.dtype
         if params is None:
-            params, center = _first_params(key, X, w, init_params, reg_covar.astype(X.dtype), options)
+            checked = None if prior is None else _driver.check_prior(prior, X.shape[1], covariance_type, dtype)
+            params, center = _first_params(key, X, w, init_params, reg_covar.astype(X.dtype),
+                                           options._replace(n_slots=n_slots), checked)  # fmt: skip
+            centred_prior = None if prior is None else _driver.centred_prior(checked, center)
         start = time.perf_counter()
         rho = jnp.asarray((t + 1.0) ** -float(step_exponent), X.dtype)
+        n_seen += float(w.sum(dtype=np.float64))
+        n_represented = None if prior is None else jnp.asarray(total_samples or n_seen, X.dtype)
         running, params, ll, ok = _online_step(
             running, params, jnp.asarray(X), jnp.asarray(w), center, rho, reg_covar.astype(X.dtype),
-            chunk_size=_driver.batch_layout(options, X.shape[0], X.shape[1]), tuning=options.tuning,
-            first=running is None,
+            chunk_size=_driver.batch_layout(options, X.shape[0], X.shape[1], n_slots=n_slots), tuning=options.tuning,
+            first=running is None, n_slots=n_slots, prior=centred_prior, n_represented=n_represented,
         )  # fmt: skip
         trace.append(float(ll))
         if verbose:
@@ -229,12 +304,17 @@ def fit_online(
                        jnp.asarray(last, dtype), jnp.asarray(status, int32), n_empty)  # fmt: skip
     # Online EM has no stopping rule, so no ConvergenceWarning: tol=0.
     _driver.check_result(result, 0.0, "fit_online")
-    new_state = OnlineState(params, running, center, jnp.asarray(t, int32))
+    new_state = OnlineState(params, running, center, jnp.asarray(t, int32), jnp.asarray(n_seen, dtype))
     return OnlineFitResult(*_driver.uncentred(result, center), new_state)
 
 
-def _first_params(key, X, w, init_params, reg_covar, options):
-    """``(starting parameters centred at the working origin, the origin)`` from the first batch."""
+def _first_params(key, X, w, init_params, reg_covar, options, prior=None):
+    """``(starting parameters centred at the working origin, the origin)`` from the first batch.
+
+    With missing data (``options.n_slots`` not None) ``w`` is already zero
+    on the rows with nothing observed, and the start is computed as in ``fit``
+    (``_driver.initialize``: each NaN replaced by the batch's centre).
+    """
     if init_params is not None:
         check_init_params(init_params, options.n_components, X.shape[1], options.covariance_type)
         params = init_params.astype(X.dtype)
@@ -245,5 +325,12 @@ def _first_params(key, X, w, init_params, reg_covar, options):
             f"the first batch has {X.shape[0]} rows; initialising {options.n_components} components "
             "needs at least as many. Use larger batches or pass init_params."
         )
+    if options.n_slots is not None:
+        never = np.flatnonzero(np.all(np.isnan(X[w > 0]), axis=0))
+        if never.size:
+            raise ValueError(
+                f"the first batch misses feature(s) {never.tolist()} (NaN) in every row, and the start is "
+                "computed from the first batch; use larger batches or pass init_params."
+            )
     center = _driver.data_center(jnp.asarray(X), jnp.asarray(w))
-    return _driver.initialize(key, jnp.asarray(X), jnp.asarray(w), center, reg_covar, options), center
+    return _driver.initialize(key, jnp.asarray(X), jnp.asarray(w), center, reg_covar, options, prior), center

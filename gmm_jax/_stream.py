@@ -7,6 +7,10 @@ apply the same M-step (``_em.params_from_statistics``). The result is the
 in-memory EM up to the order of floating-point summation. Memory is bounded by
 a batch (plus a fixed-size sample for initialisation), never by the stream.
 
+With ``nan_policy="marginalize"`` each batch's statistics are the
+missing-data ones (``_em.statistics`` with ``n_slots``, as ``fit`` computes
+them), so the streamed fit is the exact missing-data EM.
+
 As in ``fit``, the work happens in coordinates centred near the data mean so
 that float32 keeps its digits on data far from the origin: the exact weighted
 mean from the initialisation pass, or the mixture mean of ``init_params``
@@ -26,7 +30,7 @@ import numpy as np
 import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gmm_jax import _driver, _em, _pass, _rows, _tuning, _validation
+from gmm_jax import _driver, _em, _missing, _rows, _tuning, _validation
 from gmm_jax._em import FitResult
 from gmm_jax._params import GMMParams, check_init_params
 from gmm_jax._precision import float32_matmuls
@@ -40,16 +44,18 @@ _DEFAULT_INIT_SAMPLE = 2**16
 # Compiled steps: the engine's E-step sums and EM update, nothing else.
 
 
-@functools.partial(jax.jit, static_argnames=("chunk_size", "tuning"))
+# n_slots (static): the missing-data pass's bound on NaN entries per row
+# (_em.statistics, as fit's); None for complete data.
+@functools.partial(jax.jit, static_argnames=("chunk_size", "tuning", "n_slots"))
 @float32_matmuls
-def _batch_statistics(params, X, w, center, chunk_size, tuning):
-    return _pass.accumulate_statistics(params, X, w, chunk_size, center, tuning)
+def _batch_statistics(params, X, w, center, chunk_size, tuning, n_slots=None):
+    return _em.statistics(params, X, w, chunk_size, center, tuning, n_slots)
 
 
-@functools.partial(jax.jit, static_argnames=("chunk_size", "tuning"))
+@functools.partial(jax.jit, static_argnames=("chunk_size", "tuning", "n_slots"))
 @float32_matmuls
-def _add_batch_statistics(total, params, X, w, center, chunk_size, tuning):
-    stats = _pass.accumulate_statistics(params, X, w, chunk_size, center, tuning)
+def _add_batch_statistics(total, params, X, w, center, chunk_size, tuning, n_slots=None):
+    stats = _em.statistics(params, X, w, chunk_size, center, tuning, n_slots)
     return jax.tree_util.tree_map(jnp.add, total, stats)
 
 
@@ -84,13 +90,30 @@ def _check_source(source):
 class _Stream:
     """Validated passes over ``source()``: yields ``(X (n_b, D), w (n_b,))`` host arrays."""
 
-    def __init__(self, source):
+    def __init__(self, source, nan_policy="raise", covariance_type="full"):
         self.source = _check_source(source)
         self.n_features = None
         self.dtype = None
         self.n_rows = None  # rows per pass, once one pass has completed
         self.n_passes = 0
         self._last_iterator = None
+        self.nan_policy = nan_policy
+        self.covariance_type = covariance_type
+        self.max_missing = 0  # the most NaN entries in one row, over every row read so far
+
+    @property
+    def n_slots(self):
+        """The missing-data pass's static bound on NaN entries per row (None: complete data).
+
+        The most NaN entries in a row read so far (full/tied; diag and
+        spherical need none): it only grows, and only until every row has
+        been read once, so the batch step compiles again at most a few times
+        in the first pass, never per batch. A bound above a batch's own
+        maximum gives the same statistics.
+        """
+        if self.nan_policy != "marginalize":
+            return None
+        return self.max_missing if self.covariance_type in ("full", "tied") else 0
 
     def _iterator(self):
         iterator = self.source()
@@ -154,8 +177,10 @@ class _Stream:
 
     def _check_batch(self, batch, index, pass_index):
         where = f"batch {index} (0-based) of pass {pass_index}"
-        X, w = _driver.read_batch(batch, where, self.n_features, self.dtype)
+        X, w = _driver.read_batch(batch, where, self.n_features, self.dtype, self.nan_policy)
         self.n_features, self.dtype = X.shape[1], X.dtype
+        if self.nan_policy == "marginalize":
+            self.max_missing = max(self.max_missing, _missing.max_missing(X))
         return X, w
 
 
@@ -217,6 +242,7 @@ def fit_stream(
     chunk_size: int | None = None,
     mesh: Mesh | None = None,
     prior=None,
+    nan_policy: str = "raise",
 ) -> FitResult:
     """Fits a Gaussian mixture by exact EM to data streamed in host batches.
 
@@ -257,6 +283,19 @@ def fit_stream(
         each device's rows with ``mesh``); default bounds the step's memory as
         in ``fit``.
       prior: optional ``ConjugatePrior``: MAP-EM, as in :func:`gmm_jax.fit`.
+      nan_policy: ``"raise"`` (default): NaN in a batch is an error.
+        ``"marginalize"``: NaN entries (and the masked entries of a
+        ``numpy.ma.MaskedArray`` batch) are missing at random, and every pass
+        accumulates the missing-data statistics of :func:`gmm_jax.fit` with
+        the same option: the exact missing-data EM. Rows with nothing
+        observed carry no weight; the initialisation runs on the sample with
+        each NaN replaced by the sample's centre, as ``fit`` does; inf is an
+        error. For ``full`` and ``tied`` covariances the compiled batch step
+        is specialised to the largest number of NaN entries in one row (its
+        cost grows with it): the largest over the rows read so far. The
+        initialisation pass reads every row, so that number is then fixed
+        for the whole fit; with ``init_params`` it can grow during the first
+        pass, compiling the step again a few times at most, and never later.
       mesh: optional ``Mesh`` over devices of this process (e.g.
         ``gmm.distributed.data_mesh()``): every batch is split by rows over
         them, as :func:`gmm_jax.distributed.shard` does, and the statistics
@@ -269,8 +308,10 @@ def fit_stream(
       TypeError: ``source`` is not a callable (e.g. a generator, which could
         be read only once).
       ValueError: bad options, an empty stream, a batch with the wrong number
-        of features (naming the batch), NaN/inf values, or a stream that
-        changes length between passes.
+        of features (naming the batch), NaN values (unless
+        ``nan_policy="marginalize"``), inf values, a feature that no row
+        observes (``"marginalize"``), or a stream that changes length
+        between passes.
       Exception: whatever ``source()`` raises, with a note naming the pass
         and the batch; from an EM pass it also carries ``last_params``, the
         parameters after the last complete iteration, to resume from with
@@ -284,6 +325,12 @@ def fit_stream(
       >>> result = gmm.fit_stream(jax.random.key(0), batches, 2, covariance_type="diag")
       >>> bool(result.converged), sorted(result.params.weights.round(2).tolist())
       (True, [0.5, 0.5])
+      >>> holes = X.copy()
+      >>> holes[rng.random(X.shape) < 0.2] = np.nan                  # a fifth of the entries missing
+      >>> gappy = lambda: (holes[i:i + 100] for i in range(0, len(holes), 100))
+      >>> missing = gmm.fit_stream(jax.random.key(0), gappy, 2, covariance_type="diag", nan_policy="marginalize")
+      >>> sorted(missing.params.means[:, 0].round().astype(int).tolist())
+      [-4, 4]
     """
     if isinstance(key, jax.core.Tracer):
         raise TypeError(
@@ -291,7 +338,12 @@ def fit_stream(
             "jax.jit, vmap or grad; call it directly (each pass runs compiled steps)."
         )
     _validation.check_key(key)
-    stream = _Stream(source)
+    _validation.check_nan_policy(nan_policy)
+    _validation.check_covariance_type(covariance_type)
+    if prior is not None:  # the type and values now; the number of features once it is known
+        _driver.check_prior(prior, None, covariance_type, jnp.result_type(float))
+    stream = _Stream(source, nan_policy, covariance_type)
+    missing = nan_policy == "marginalize"
     # n_samples is not known yet: check everything else now, n_components after the first pass.
     options = _driver.fit_options(
         n_samples=None, n_features=None, n_components=n_components, covariance_type=covariance_type, init=init,
@@ -312,20 +364,31 @@ def fit_stream(
     if init_params is None:
         seed = np.asarray(jax.random.bits(jax.random.fold_in(key, 1), (4,), jnp.uint32))
         reservoir = _Reservoir(init_sample_size, np.random.default_rng(seed))
-        weight_sum = 0.0
+        weight_sum, observed = 0.0, False
         for X, w in stream.one_pass():
             reservoir.add(X, w)
+            if missing:  # rows with nothing observed carry no weight
+                seen = ~np.isnan(X)
+                w = np.where(seen.any(axis=1), w, 0)
+                observed = observed | seen.any(axis=0)
             weight_sum += float(w.sum(dtype=np.float64))
+        if missing:
+            _validation.check_observed_columns(observed, "the stream")
         _check_rows(stream.n_rows, options.n_components, weight_sum)
         tol, reg_covar = tol.astype(stream.dtype), reg_covar.astype(stream.dtype)
-        X_sample, w_sample = reservoir.sample()
-        if not (w_sample > 0).any():
+        # The whole stream has been read: its bound on NaN per row is final (fit's n_slots).
+        options = options._replace(n_slots=stream.n_slots)
+        X_sample, w_sample = (jnp.asarray(a) for a in reservoir.sample())
+        w_sample = _driver.fit_weights(X_sample, w_sample, options)
+        if not bool(jnp.any(w_sample > 0)):
             raise ValueError("every row of the initialisation sample has zero weight; increase init_sample_size.")
-        center = _driver.data_center(jnp.asarray(X_sample), jnp.asarray(w_sample))  # the sample's robust centre
+        if missing:
+            _check_sample_observed(X_sample, w_sample)
+        center = _driver.data_center(X_sample, w_sample)  # the sample's robust centre
         if X_sample.shape[0] < options.n_components:
             raise ValueError(f"n_components={options.n_components} must be <= n_samples={X_sample.shape[0]}.")
         prior = _driver.check_prior(prior, stream.n_features, covariance_type, stream.dtype)
-        params = _driver.initialize(key, jnp.asarray(X_sample), jnp.asarray(w_sample), center, reg_covar, options, prior)
+        params = _driver.initialize(key, X_sample, w_sample, center, reg_covar, options, prior)
     else:
         check_init_params(init_params, options.n_components, init_params.n_features, covariance_type)
         stream.n_features = init_params.n_features
@@ -340,6 +403,17 @@ def fit_stream(
     if init_params is not None:
         _check_rows(stream.n_rows, options.n_components, None)
     return _driver.check_result(result, tol, "fit_stream")
+
+
+def _check_sample_observed(X_sample, w_sample):
+    """The initialisation sample (missing data) must observe every feature: the start imputes its centre."""
+    never = np.flatnonzero(np.all(np.isnan(np.asarray(X_sample)[np.asarray(w_sample) > 0]), axis=0))
+    if never.size:
+        raise ValueError(
+            f"every row of the initialisation sample of {X_sample.shape[0]} rows misses feature(s) "
+            f"{never.tolist()} (NaN), which other rows of the stream observe; increase init_sample_size "
+            "or pass init_params."
+        )
 
 
 def _check_rows(n_rows, n_components, weight_sum):
@@ -378,15 +452,18 @@ def _pass_statistics(stream, params, center, options, mesh=None, progress=None):
         # so a ragged last batch does not compile a new step.
         bucket = max(bucket, -(-X.shape[0] // n_devices) * n_devices)
         X, w = _driver.pad_rows(X, w, bucket)
-        chunk = _driver.batch_layout(options, bucket, X.shape[1], n_devices)
+        n_slots = stream.n_slots  # this batch included
+        chunk = _driver.batch_layout(options, bucket, X.shape[1], n_devices, n_slots)
         if mesh is None:
             X, w = jnp.asarray(X), jnp.asarray(w)
         else:
             X, w = jax.device_put(X, x_sharding), jax.device_put(w, w_sharding)
         if total is None:
-            total = _batch_statistics(params, X, w, center, chunk_size=chunk, tuning=options.tuning)
+            total = _batch_statistics(params, X, w, center, chunk_size=chunk, tuning=options.tuning,
+                                      n_slots=n_slots)  # fmt: skip
         else:
-            total = _add_batch_statistics(total, params, X, w, center, chunk_size=chunk, tuning=options.tuning)
+            total = _add_batch_statistics(total, params, X, w, center, chunk_size=chunk, tuning=options.tuning,
+                                          n_slots=n_slots)  # fmt: skip
         # Dispatch is asynchronous: let at most two batches be in flight, so a
         # fast reader cannot queue the whole stream in memory.
         if pending is not None:

@@ -63,23 +63,45 @@ def _float_dtype(x):
     return jax.dtypes.canonicalize_dtype(float)  # float32, or float64 under jax_enable_x64
 
 
-def _from_masked(x, name: str) -> np.ndarray:
+def _from_masked(x, name: str, nan_policy: str | None = None) -> np.ndarray:
     """What a ``numpy.ma.MaskedArray`` means to gmm_jax; the one place that decides it.
 
-    Masked entries are missing values. Until fits can marginalise missing
-    values they are refused here, before the mask could be dropped by
-    ``np.asarray`` and masked rows fitted as data; an array with nothing
-    masked is its data.
+    Masked entries are missing values. With ``nan_policy="marginalize"`` they
+    become NaN, which the fit and the scoring functions then marginalise
+    (integer and boolean data become float64 to hold them). Otherwise they
+    are refused here, before ``np.asarray`` could drop the mask and masked
+    entries be used as data: ``nan_policy="raise"`` (an array that the
+    option applies to) says to pass the option, ``None`` (any other array)
+    says to drop or fill them. An array with nothing masked is its data.
     """
     mask = np.ma.getmaskarray(x)
     n_masked = int(mask.sum())
-    if n_masked:
+    data = np.ma.getdata(x)
+    if not n_masked:
+        return data
+    if nan_policy == "marginalize":
+        if data.dtype == object:
+            data = _numbers_from_objects(data, name)
+        elif data.dtype.kind in "iub":  # no NaN in integers or booleans
+            data = data.astype(np.float64)
+        elif data.dtype.kind not in "fc":  # text, dates: refused by the caller with its usual message
+            return data
+        filled = data.copy()
+        filled[mask] = np.nan
+        return filled
+    entries = f"{n_masked} masked entr{'y' if n_masked == 1 else 'ies'}"
+    drop_or_fill = (f"drop the rows that hold them ({name}[~{name}.mask.any(axis=1)]) or fill them "
+                    f"({name}.filled(value))")  # fmt: skip
+    if nan_policy == "raise":
         raise ValueError(
-            f"{name} is a numpy.ma.MaskedArray with {n_masked} masked entr{'y' if n_masked == 1 else 'ies'}; "
-            f"masked (missing) values are not supported yet. Drop the rows that hold them "
-            f"({name}[~{name}.mask.any(axis=1)]) or fill them ({name}.filled(value)) before passing {name}."
+            f"{name} is a numpy.ma.MaskedArray with {entries}; masked entries are missing values. Pass "
+            f'nan_policy="marginalize" to treat them as missing at random (exact missing-data EM), or '
+            f"{drop_or_fill} before passing {name}."
         )
-    return np.ma.getdata(x)
+    raise ValueError(
+        f"{name} is a numpy.ma.MaskedArray with {entries}; {name} cannot hold missing values. "
+        f"{drop_or_fill[0].upper()}{drop_or_fill[1:]} before passing {name}."
+    )
 
 
 _SPARSE_MODULES = {"scipy.sparse": ".toarray()", "jax.experimental.sparse": ".todense()"}
@@ -129,13 +151,16 @@ def _complex_error(name: str, what) -> ValueError:
     )
 
 
-def _host_numbers(x, name: str) -> np.ndarray:
-    """``x`` as a real NumPy array of numbers, or an error naming ``name`` and the fix."""
+def _host_numbers(x, name: str, nan_policy: str | None = None) -> np.ndarray:
+    """``x`` as a real NumPy array of numbers, or an error naming ``name`` and the fix.
+
+    ``nan_policy``: how masked entries of a ``numpy.ma.MaskedArray`` are read (:func:`_from_masked`).
+    """
     if isinstance(x, (str, bytes)) or x is None:
         hint = " (text: parse it first, e.g. with np.loadtxt)" if isinstance(x, (str, bytes)) else ""
         raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}{hint}.")
     if isinstance(x, np.ma.MaskedArray):
-        x = _from_masked(x, name)
+        x = _from_masked(x, name, nan_policy)
     _reject_sparse(x, name)
     try:
         x = np.asarray(x)
@@ -179,14 +204,15 @@ def _cast_host(x: np.ndarray, dtype, name: str) -> np.ndarray:
     return cast
 
 
-def as_float_array(x, name: str):
+def as_float_array(x, name: str, nan_policy: str | None = None):
     """Converts ``x`` to a floating JAX array (see :func:`_float_dtype` for the dtype).
 
     ``x`` may be a JAX array (left on its device), a NumPy array, a nested
     list, an object array of numbers or anything ``np.asarray`` converts.
     Masked arrays, sparse matrices, complex and non-numeric data are refused
     with an error naming ``name``, and so are values that overflow the dtype
-    they are converted to.
+    they are converted to; with ``nan_policy="marginalize"`` the masked
+    entries of a masked array become NaN (missing).
     """
     if isinstance(x, jax.Array):
         if jnp.issubdtype(x.dtype, jnp.complexfloating):
@@ -194,14 +220,14 @@ def as_float_array(x, name: str):
         if not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == bool):
             raise TypeError(f"{name} must be an array of numbers, got a JAX array of dtype {x.dtype}.")
         return jnp.asarray(x, dtype=_float_dtype(x))
-    x = _host_numbers(x, name)
+    x = _host_numbers(x, name, nan_policy)
     return jnp.asarray(_cast_host(x, _float_dtype(x), name))
 
 
-def host_float_array(x, name: str):
+def host_float_array(x, name: str, nan_policy: str | None = None):
     """Like :func:`as_float_array` but stays on the host (NumPy): for data that must not
     be copied to a device whole (streamed batches, rows about to be sharded)."""
-    x = _host_numbers(x, name)
+    x = _host_numbers(x, name, nan_policy)
     # float32 stays float32; float64 needs jax_enable_x64, as everywhere in gmm_jax.
     return _cast_host(x, _float_dtype(x), name)
 
@@ -216,14 +242,17 @@ def check_nan_policy(nan_policy):
 
 
 @eager
-def check_data(X, name: str = "X", min_samples: int = 1, nan_policy: str = "raise"):
+def check_data(X, name: str = "X", min_samples: int = 1, nan_policy: str | None = None):
     """Validates a data matrix ``(n_samples, n_features)``; returns a float array.
 
-    ``nan_policy="marginalize"`` accepts NaN entries (missing values); inf is
-    still an error.
+    ``nan_policy="marginalize"`` accepts NaN entries (missing values), and
+    reads the masked entries of a ``numpy.ma.MaskedArray`` as NaN; inf is
+    still an error. ``"raise"`` refuses them and the error names the option;
+    ``None`` (a function without the option) refuses them without naming it.
     """
-    check_nan_policy(nan_policy)
-    X = as_float_array(X, name)
+    if nan_policy is not None:
+        check_nan_policy(nan_policy)
+    X = as_float_array(X, name, nan_policy)
     if X.ndim != 2:
         hint = " Reshape a single feature with X.reshape(-1, 1)." if X.ndim == 1 else ""
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}.{hint}")
@@ -240,10 +269,8 @@ def check_data(X, name: str = "X", min_samples: int = 1, nan_policy: str = "rais
         return X
     if is_concrete(X) and not bool(jnp.all(jnp.isfinite(X))):
         n_bad = int(jnp.sum(~jnp.isfinite(X)))
-        raise ValueError(
-            f"{name} contains {n_bad} NaN or infinite value(s); remove or impute them before fitting, "
-            'or pass nan_policy="marginalize" to treat NaN entries as missing at random.'
-        )
+        option = ', or pass nan_policy="marginalize" to treat NaN entries as missing at random' if nan_policy else ""
+        raise ValueError(f"{name} contains {n_bad} NaN or infinite value(s); remove or impute them{option}.")
     return X
 
 
@@ -251,15 +278,21 @@ def check_data(X, name: str = "X", min_samples: int = 1, nan_policy: str = "rais
 def check_observed_features(X, name: str = "X"):
     """For fitting with missing values: every feature needs an observed entry."""
     if is_concrete(X):
-        if bool(jnp.all(jnp.isnan(X))):
-            raise ValueError(f"{name} has no observed entry (every value is NaN); there is nothing to fit.")
-        never = np.flatnonzero(np.asarray(jnp.all(jnp.isnan(X), axis=0)))
-        if never.size:
-            raise ValueError(
-                f"{name} has feature(s) {never.tolist()} missing (NaN) in every row; their distribution "
-                "cannot be estimated. Drop those columns before fitting."
-            )
+        check_observed_columns(np.asarray(jnp.any(~jnp.isnan(X), axis=0)), name)
     return X
+
+
+def check_observed_columns(observed, name: str = "X"):
+    """As :func:`check_observed_features`, from ``observed`` (D,) bool: whether each feature has an observed entry."""
+    observed = np.asarray(observed, bool)
+    if not observed.any():
+        raise ValueError(f"{name} has no observed entry (every value is NaN); there is nothing to fit.")
+    never = np.flatnonzero(~observed)
+    if never.size:
+        raise ValueError(
+            f"{name} has feature(s) {never.tolist()} missing (NaN) in every row; their distribution "
+            "cannot be estimated. Drop those columns before fitting."
+        )
 
 
 @eager

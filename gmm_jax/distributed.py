@@ -70,6 +70,8 @@ def shard(X, sample_weight=None, mesh: Mesh | None = None, axis=None):
 
     Args:
       X: ``(n_local, n_features)`` host data (NumPy, memory-mapped, or a JAX array).
+        NaN entries (missing values, for ``fit(..., nan_policy="marginalize")``)
+        are kept, and the masked entries of a ``numpy.ma.MaskedArray`` become NaN.
       sample_weight: optional ``(n_local,)`` non-negative weights; default ones.
       mesh: a ``Mesh``; default :func:`data_mesh` over every device.
       axis: mesh axis name, or tuple of names, to split rows over; default all
@@ -87,7 +89,7 @@ def shard(X, sample_weight=None, mesh: Mesh | None = None, axis=None):
       (0, 101.0)
       >>> result = gmm.fit(jax.random.key(0), X_sharded, 2, sample_weight=w)
     """
-    X = _validation.host_float_array(X, "X")
+    X = _validation.host_float_array(X, "X", nan_policy="marginalize")  # the fit decides about NaN
     if X.ndim != 2 or X.shape[1] < 1:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}.")
     n_local = X.shape[0]

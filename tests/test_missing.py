@@ -383,6 +383,15 @@ def test_nan_raises_by_default_and_names_the_option():
             fn(params, X)
 
 
+
+def test_functions_without_the_option_refuse_nan_without_naming_it():
+    X = np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 0.0]])
+    calls = [lambda: gmm.m_step(X, np.zeros((3, 1)), "full"), lambda: gmm.kmeans(jax.random.key(0), X, 1),
+             lambda: gmm.ConjugatePrior.default(X, 1, "full")]  # fmt: skip
+    for call in calls:
+        with pytest.raises(ValueError, match=r"X contains 1 NaN or infinite value\(s\); remove or impute them\.$"):
+            call()
+
 def test_marginalize_rejects_inf_empty_data_and_never_observed_features():
     with pytest.raises(ValueError, match="infinite"):
         gmm.fit(jax.random.key(0), np.array([[np.inf, 1.0], [0.0, np.nan]]), 1, nan_policy="marginalize")
@@ -393,3 +402,274 @@ def test_marginalize_rejects_inf_empty_data_and_never_observed_features():
     with pytest.raises(ValueError, match="nan_policy must be one of"):
         gmm.log_prob(gmm.GMMParams.from_covariances(np.ones(1), np.zeros((1, 1)), np.ones(1), "spherical"),
                      np.zeros((1, 1)), nan_policy="omit")
+
+
+# --- streams: fit_stream and fit_online with missing values -----------------
+
+
+def _seed_data(fraction=0.25, n=500):
+    """The seed scenario (three spherical clusters in 2-D) with entries missing completely at random."""
+    truth = gmm.GMMParams.from_covariances(
+        weights=jnp.array([0.5, 0.2, 0.3]),
+        means=jnp.array([[-1.0, -1.0], [1.0, -1.5], [0.0, 2.0]]),
+        covariances=jnp.full(3, 0.3), covariance_type="spherical")  # fmt: skip
+    X, _ = gmm.sample(jax.random.key(0), truth, n)
+    return mcar(np.random.default_rng(0), np.asarray(X), fraction)
+
+
+def _source(X, rows, w=None):
+    if w is None:
+        return lambda: (X[i : i + rows] for i in range(0, len(X), rows))
+    return lambda: ((X[i : i + rows], w[i : i + rows]) for i in range(0, len(X), rows))
+
+
+def _assert_same_fit(a, b, rtol=1e-9, atol=1e-11):
+    assert int(a.n_iter) == int(b.n_iter) and int(a.status) == int(b.status) == 0
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_allclose(getattr(a.params, name), getattr(b.params, name), rtol=rtol, atol=atol, err_msg=name)
+    np.testing.assert_allclose(a.log_likelihood, b.log_likelihood, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.slow
+def test_fit_stream_with_missing_values_equals_fit(covariance_type):
+    # 20-25% MCAR, two rows with nothing observed, weighted ragged batches.
+    rng = np.random.default_rng(11)
+    X, _ = sample_numpy(rng, random_params(rng, covariance_type, 3, 4), 230)
+    X = mcar(rng, X, 0.22, all_missing_rows=(3, 17))
+    assert 0.2 < np.isnan(X).mean() < 0.25
+    w = rng.uniform(0.5, 2.0, X.shape[0])
+    start = gmm.fit(jax.random.key(0), X, 3, covariance_type=covariance_type, max_iter=0,
+                    nan_policy="marginalize").params  # fmt: skip
+    kwargs = dict(covariance_type=covariance_type, init_params=start, max_iter=8, tol=0.0, nan_policy="marginalize")
+    in_memory = gmm.fit(jax.random.key(0), X, 3, sample_weight=w, **kwargs)
+    streamed = gmm.fit_stream(jax.random.key(0), _source(X, 50, w), 3, **kwargs)
+    _assert_same_fit(in_memory, streamed)
+
+
+@pytest.mark.slow
+def test_fit_stream_with_missing_values_initialises_like_fit():
+    # With fewer rows than init_sample_size the sample is every row, in order:
+    # the start (NaN replaced by the centre, as in fit) and the fit are fit's.
+    X = _seed_data(0.25)
+    in_memory = gmm.fit(jax.random.key(3), X, 3, max_iter=30, tol=0.0, nan_policy="marginalize")
+    streamed = gmm.fit_stream(jax.random.key(3), _source(X, 120), 3, max_iter=30, tol=0.0, nan_policy="marginalize")
+    _assert_same_fit(in_memory, streamed, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_fit_stream_slot_bound_grows_with_the_rows_read():
+    # With init_params there is no initialisation pass: the first batches miss
+    # at most one entry per row, a later one up to three of four. The bound
+    # grows when that batch arrives, so the fit still equals fit's.
+    rng = np.random.default_rng(12)
+    params = random_params(rng, "full", 3, 4)
+    X, _ = sample_numpy(rng, params, 300)
+    X[rng.random(300) < 0.3, 1] = np.nan
+    X[250:, :3][rng.random((50, 3)) < 0.5] = np.nan
+    assert np.isnan(X[:250]).sum(axis=1).max() == 1 and np.isnan(X).sum(axis=1).max() == 3
+    kwargs = dict(init_params=params, max_iter=5, tol=0.0, nan_policy="marginalize")
+    _assert_same_fit(gmm.fit(jax.random.key(0), X, 3, **kwargs),
+                     gmm.fit_stream(jax.random.key(0), _source(X, 50), 3, **kwargs))  # fmt: skip
+
+
+@pytest.mark.slow
+def test_rows_with_nothing_observed_contribute_nothing_to_a_stream():
+    X = _seed_data(0.2, n=200)
+    X = X[~np.isnan(X).all(axis=1)][:160]
+    plain = [X[i : i + 40] for i in range(0, len(X), 40)]  # batches of one shape: one compiled online step
+    # Empty rows, with a large weight, inside every batch, and a batch of nothing but empty rows.
+    empty = np.full((3, 2), np.nan)
+    padded = [(np.concatenate([b[:10], empty, b[10:]]), np.concatenate([np.ones(10), np.full(3, 50.0),
+                                                                          np.ones(len(b) - 10)])) for b in plain]
+    padded = [(empty, np.ones(3)), *padded]
+    start = gmm.fit(jax.random.key(0), X, 3, max_iter=0, nan_policy="marginalize").params
+    kwargs = dict(init_params=start, max_iter=5, tol=0.0, nan_policy="marginalize")
+    _assert_same_fit(gmm.fit_stream(jax.random.key(0), lambda: iter(plain), 3, **kwargs),
+                     gmm.fit_stream(jax.random.key(0), lambda: iter(padded), 3, **kwargs), rtol=1e-12, atol=1e-13)
+    online_kwargs = dict(init_params=start, nan_policy="marginalize")
+    online = gmm.fit_online(jax.random.key(0), iter(plain), 3, **online_kwargs)
+    online_padded = gmm.fit_online(jax.random.key(0), iter(padded), 3, **online_kwargs)
+    assert int(online_padded.n_iter) == int(online.n_iter) == len(plain)  # the batch of empty rows is skipped
+    for a, b in zip(jax.tree_util.tree_leaves(online.params), jax.tree_util.tree_leaves(online_padded.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(online_padded.state.n_samples_seen, len(X))
+
+
+SHARDED_MISSING_SCRIPT = """
+import json
+import jax, numpy as np
+import gmm_jax as gmm
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")  # as in the suite's conftest
+assert jax.device_count() == 4, jax.devices()
+rng = np.random.default_rng(0)
+n = 1001  # not a multiple of the devices: shard pads with zero weight
+X = rng.normal(size=(n, 3)) + rng.integers(0, 3, size=(n, 1)) * 4.0
+X[rng.random(X.shape) < 0.22] = np.nan
+X[[5, 400]] = np.nan  # rows with nothing observed
+X_sharded, w_sharded = gmm.distributed.shard(X)
+
+def max_diff(a, b):
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+out = {}
+for covariance_type in ("full", "diag"):
+    kwargs = dict(covariance_type=covariance_type, max_iter=10, tol=0.0, nan_policy="marginalize")
+    one = gmm.fit(jax.random.key(1), X, 3, **kwargs)
+    sharded = gmm.fit(jax.random.key(1), X_sharded, 3, sample_weight=w_sharded, **kwargs)
+    streamed = gmm.fit_stream(jax.random.key(1), lambda: (X[i:i + 250] for i in range(0, n, 250)), 3,
+                              init_params=one.params, mesh=gmm.distributed.data_mesh(), **kwargs)
+    again = gmm.fit(jax.random.key(1), X, 3, init_params=one.params, **kwargs)
+    out[covariance_type] = {"sharded": max_diff(one.params, sharded.params),
+                            "trace": max_diff(one.log_likelihood, sharded.log_likelihood),
+                            "stream": max_diff(again.params, streamed.params),
+                            "status": [int(one.status), int(sharded.status), int(streamed.status)]}
+print("RESULT" + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_sharded_fits_with_missing_values_equal_the_single_device_fit():
+    from test_distributed import run_with_devices
+
+    out = run_with_devices(SHARDED_MISSING_SCRIPT, 4, timeout=300)
+    for covariance_type, diffs in out.items():
+        assert diffs["status"] == [0, 0, 0], covariance_type
+        # float64: only the order of the sums differs.
+        assert diffs["sharded"] < 1e-9 and diffs["trace"] < 1e-11, (covariance_type, diffs)
+        assert diffs["stream"] < 1e-9, (covariance_type, diffs)
+
+
+def test_fit_online_with_missing_values_one_batch_is_one_fit_iteration():
+    # The first batch's running average is that batch's statistics: its
+    # update is one missing-data EM iteration of fit, exactly.
+    rng, params, X = _problem("full", 0.25, seed=13, n=150)
+    one = gmm.fit(jax.random.key(0), X, 3, init_params=params, max_iter=1, tol=0.0, nan_policy="marginalize")
+    online = gmm.fit_online(jax.random.key(0), iter([X]), 3, init_params=params, nan_policy="marginalize")
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_allclose(getattr(online.params, name), getattr(one.params, name), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(online.log_likelihood, one.log_likelihood, rtol=1e-12)
+
+
+def _epochs(X, n_epochs, rows, seed=1):
+    rng = np.random.default_rng(seed)
+    for _ in range(n_epochs):
+        order = rng.permutation(len(X))
+        for i in range(0, len(X), rows):
+            yield X[order[i : i + rows]]
+
+
+@pytest.mark.parametrize("covariance_type", ["tied", "spherical"])
+@pytest.mark.slow
+def test_fit_online_with_missing_values_approaches_fit(covariance_type):
+    X = _seed_data(0.25)
+    start = gmm.fit(jax.random.key(0), X, 3, covariance_type=covariance_type, max_iter=0,
+                    nan_policy="marginalize").params  # fmt: skip
+    batch_em = gmm.fit(jax.random.key(0), X, 3, covariance_type=covariance_type, init_params=start, tol=1e-10,
+                       max_iter=500, nan_policy="marginalize")  # fmt: skip
+    online = gmm.fit_online(jax.random.key(0), _epochs(X, 40, 100), 3, covariance_type=covariance_type,
+                            init_params=start, nan_policy="marginalize")  # fmt: skip
+    assert np.all(np.isfinite(online.log_likelihood)) and int(online.status) == 0
+    np.testing.assert_allclose(online.params.weights, batch_em.params.weights, atol=0.01)
+    np.testing.assert_allclose(online.params.means, batch_em.params.means, atol=0.03)
+    np.testing.assert_allclose(online.params.covariances, batch_em.params.covariances, atol=0.02)
+    score = gmm.score(online.params, X, nan_policy="marginalize")
+    assert abs(float(score) - float(batch_em.lower_bound)) < 1e-3
+
+
+@pytest.mark.slow
+def test_fit_online_with_missing_values_never_produces_nan():
+    # Full covariances, a feature missing in most rows, rows with nothing
+    # observed, small batches, initialised from the first batch.
+    rng, _, X = _problem("full", 0.3, seed=14, n=600, n_features=3)
+    result = gmm.fit_online(jax.random.key(0), _epochs(X, 5, 60), 3, nan_policy="marginalize")
+    assert int(result.status) == 0 and np.all(np.isfinite(result.log_likelihood))
+    for leaf in jax.tree_util.tree_leaves((result.params, result.state)):
+        assert np.all(np.isfinite(np.asarray(leaf)))
+
+
+def test_streams_raise_on_nan_by_default_naming_the_option_and_refuse_inf():
+    X = np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 0.0], [2.0, 2.0]])
+    option = r'X in batch 0 \(0-based\).*1 NaN or infinite.*nan_policy="marginalize"'
+    with pytest.raises(ValueError, match=option):
+        gmm.fit_stream(jax.random.key(0), lambda: iter([X]), 1)
+    with pytest.raises(ValueError, match=option):
+        gmm.fit_online(jax.random.key(0), iter([X]), 1)
+    bad = X.copy()
+    bad[0, 0] = np.inf
+    for fit in (lambda: gmm.fit_stream(jax.random.key(0), lambda: iter([bad]), 1, nan_policy="marginalize"),
+                lambda: gmm.fit_online(jax.random.key(0), iter([bad]), 1, nan_policy="marginalize")):  # fmt: skip
+        with pytest.raises(ValueError, match="1 infinite value.*only NaN marks a missing entry"):
+            fit()
+    with pytest.raises(ValueError, match="nan_policy must be one of"):
+        gmm.fit_stream(jax.random.key(0), lambda: iter([X]), 1, nan_policy="omit")
+    with pytest.raises(ValueError, match="nan_policy must be one of"):
+        gmm.fit_online(jax.random.key(0), iter([X]), 1, nan_policy="omit")
+    never = np.array([[0.0, np.nan], [1.0, np.nan], [2.0, np.nan]])
+    with pytest.raises(ValueError, match=r"the stream has feature\(s\) \[1\] missing \(NaN\) in every row"):
+        gmm.fit_stream(jax.random.key(0), lambda: iter([never]), 1, nan_policy="marginalize")
+    with pytest.raises(ValueError, match=r"the first batch misses feature\(s\) \[1\]"):
+        gmm.fit_online(jax.random.key(0), iter([never]), 1, nan_policy="marginalize")
+
+
+# --- numpy masked arrays: masked entries are missing values ------------------
+
+
+def _masked(X):
+    """``X`` (with NaN) as a masked array: NaN entries masked, and some other value under the mask."""
+    return np.ma.masked_array(np.where(np.isnan(X), 123.0, X), mask=np.isnan(X))
+
+
+@pytest.mark.slow
+def test_masked_entries_are_marginalised_like_nan():
+    rng, params, X = _problem("full", 0.25, seed=15, n=80, n_features=3)
+    masked = _masked(X)
+    kwargs = dict(init_params=params, max_iter=3, tol=0.0, nan_policy="marginalize")
+    _assert_same_fit(gmm.fit(jax.random.key(0), X, 3, **kwargs), gmm.fit(jax.random.key(0), masked, 3, **kwargs),
+                     rtol=1e-12, atol=1e-13)  # fmt: skip
+    for name in ("log_prob", "predict_proba", "predict", "score", "bic", "aic"):
+        fn = getattr(gmm, name)
+        np.testing.assert_array_equal(fn(params, masked, nan_policy="marginalize"),
+                                      fn(params, X, nan_policy="marginalize"), err_msg=name)  # fmt: skip
+    np.testing.assert_array_equal(gmm.e_step(params, masked, nan_policy="marginalize")[1],
+                                  gmm.e_step(params, X, nan_policy="marginalize")[1])  # fmt: skip
+    np.testing.assert_array_equal(gmm.impute(params, masked), gmm.impute(params, X))
+    batches = lambda: iter([masked[:40], masked[40:]])  # noqa: E731
+    _assert_same_fit(gmm.fit(jax.random.key(0), X, 3, **kwargs),
+                     gmm.fit_stream(jax.random.key(0), batches, 3, **kwargs))  # fmt: skip
+    online = gmm.fit_online(jax.random.key(0), batches(), 3, init_params=params, nan_policy="marginalize")
+    expected = gmm.fit_online(jax.random.key(0), iter([X[:40], X[40:]]), 3, init_params=params,
+                              nan_policy="marginalize")  # fmt: skip
+    np.testing.assert_array_equal(online.params.means, expected.params.means)
+
+
+def test_masked_integer_data_becomes_float_with_nan():
+    masked = np.ma.masked_array(np.array([[1, 2], [3, 4], [5, 6]]), mask=[[0, 1], [0, 0], [1, 0]])
+    params = gmm.GMMParams.from_covariances(np.ones(1), np.zeros((1, 2)), np.ones(1), "spherical")
+    X = np.array([[1.0, np.nan], [3.0, 4.0], [np.nan, 6.0]])
+    np.testing.assert_array_equal(gmm.log_prob(params, masked, nan_policy="marginalize"),
+                                  gmm.log_prob(params, X, nan_policy="marginalize"))  # fmt: skip
+
+
+def test_masked_entries_raise_by_default_naming_the_option():
+    masked = _masked(np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 0.0]]))
+    params = gmm.GMMParams.from_covariances(np.ones(1), np.zeros((1, 2)), np.ones(1), "spherical")
+    message = r'X is a numpy.ma.MaskedArray with 1 masked entry;.*nan_policy="marginalize".*drop.*fill'
+    calls = [lambda: gmm.fit(jax.random.key(0), masked, 1),
+             lambda: gmm.select(jax.random.key(0), masked, range(1, 2)),
+             *[lambda fn=fn: fn(params, masked) for fn in (gmm.log_prob, gmm.predict, gmm.predict_proba, gmm.score,
+                                                           gmm.e_step, gmm.bic, gmm.aic)]]  # fmt: skip
+    for call in calls:
+        with pytest.raises(ValueError, match=message):
+            call()
+    batch_message = r'X in batch 0 \(0-based\).*MaskedArray with 1 masked entry;.*nan_policy="marginalize"'
+    with pytest.raises(ValueError, match=batch_message):
+        gmm.fit_stream(jax.random.key(0), lambda: iter([masked]), 1)
+    with pytest.raises(ValueError, match=batch_message):
+        gmm.fit_online(jax.random.key(0), iter([masked]), 1)
+    # Arrays that cannot hold missing values say so, without the option.
+    with pytest.raises(ValueError, match="sample_weight is a numpy.ma.MaskedArray.*cannot hold missing values"):
+        gmm.fit(jax.random.key(0), masked.filled(0.0), 1, sample_weight=np.ma.masked_array(np.ones(3), [0, 1, 0]))
