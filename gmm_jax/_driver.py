@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_jax import _em, _init, _missing, _pass, _prior, _rows, _validation
+from gmm_jax import _em, _hierarchical, _init, _missing, _pass, _prior, _rows, _validation
 from gmm_jax._em import EMData, FitResult
 from gmm_jax._params import GMMParams, check_init_params
 from gmm_jax._precision import float32_matmuls
@@ -250,42 +250,63 @@ def invalid_weights(w) -> jax.Array:
 
 
 def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions, center,
-                 n_active=None, prior=None) -> FitResult:  # fmt: skip
+                 n_active=None, prior=None, hierarchy=None) -> FitResult:  # fmt: skip
     """Initialisation, EM and the best of ``options.n_init`` restarts, in coordinates centred at ``center``.
 
     ``n_active`` (traced): fit only the first ``n_active`` of the
     ``options.n_components`` components, the others switched off, exactly as
     a fit with ``n_active`` components (model selection). ``prior``: a
     ``ConjugatePrior`` in the data's coordinates (MAP-EM), or None.
+    ``hierarchy``: the tree of ``init="hierarchical"`` (:func:`hierarchical_tree`),
+    built here when None. A tree has one cut per ``K``, so with
+    ``init="hierarchical"`` restart 0 starts from it and the others from k-means.
     """
     prior = centred_prior(prior, center)
-    active = None if n_active is None else jnp.arange(options.n_components) < n_active
     # Missing data: the start is computed on the rows with each NaN replaced
     # by the centre of its column (_missing.initial_data), then EM is exact.
     X_init = X if options.n_slots is None else _missing.initial_data(X, center)
+    hierarchical = options.init == "hierarchical" and init_params is None
+    if hierarchical and hierarchy is None:
+        hierarchy = hierarchical_tree(key, X, w, center, options)
+    active = None if n_active is None else jnp.arange(options.n_components) < n_active
 
-    def single(key, restart):
-        if init_params is None:
-            start = _init.initialize(key, X_init, w, options.n_components, options.covariance_type, options.init,
-                                     reg_covar, options.chunk_size, center, options.tuning, n_active,
-                                     prior)  # fmt: skip
-        else:
-            start = centred(init_params, center)
+    def start(key, init):
+        if init_params is not None:
+            return centred(init_params, center)
+        return _init.initialize(key, X_init, w, options.n_components, options.covariance_type, init, reg_covar,
+                                options.chunk_size, center, options.tuning, n_active, prior, hierarchy)  # fmt: skip
+
+    def run(start, restart):
         data = EMData(X, w, tol, reg_covar, center, init_lower_bound, restart, active, prior)
         return _em.run_em(start, data, max_iter=options.max_iter, chunk_size=options.chunk_size,
                           tuning=options.tuning, verbose=options.verbose, n_slots=options.n_slots)  # fmt: skip
 
     if options.n_init == 1:
-        result = single(key, jnp.zeros((), jnp.int32))
+        result = run(start(key, options.init), jnp.zeros((), jnp.int32))
     else:
         keys, restarts = restart_keys(key, options.n_init), jnp.arange(options.n_init, dtype=jnp.int32)
-        if in_sequence(*X.shape, options):
-            results = jax.lax.map(lambda a: single(*a), (keys, restarts))
+        batched = (lambda f, xs: jax.lax.map(f, xs)) if in_sequence(*X.shape, options) else (lambda f, xs: jax.vmap(f)(xs))
+        if hierarchical:
+            others = batched(lambda k: start(k, "kmeans"), keys[1:])
+            starts = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), start(key, options.init), others)
+            results = batched(lambda a: run(*a), (starts, restarts))
         else:
-            results = jax.vmap(single)(keys, restarts)
+            results = batched(lambda a: run(start(a[0], options.init), a[1]), (keys, restarts))
         result = best_restart(results)
     status = jnp.where(invalid_weights(w), _em.STATUS_INVALID_WEIGHTS, result.status).astype(jnp.int32)
     return result._replace(status=status)
+
+
+def hierarchical_tree(key, X, w, center, options: FitOptions):
+    """The agglomeration ``init="hierarchical"`` cuts (``_hierarchical.tree``), or None for other inits.
+
+    Built once and cut at every ``K`` of a selection. Missing entries are
+    filled as for every start (:func:`_missing.initial_data`).
+    """
+    if options.init != "hierarchical":
+        return None
+    X_init = X if options.n_slots is None else _missing.initial_data(X, center)
+    return _hierarchical.tree(key, X_init, w, options.chunk_size)
 
 
 @jax.jit  # one program when called outside a fit (a stream's sample, an online fit's first batch)

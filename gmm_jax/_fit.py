@@ -45,9 +45,12 @@ def fit(
       n_components: number of mixture components, ``1 <= K <= n_samples``.
       covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
       init: ``"kmeans"`` (k-means++ seeding then Lloyd), ``"k-means++"``
-        (seeding only), ``"random"`` (random responsibilities) or
-        ``"random_from_data"`` (random rows as means). Ignored when
-        ``init_params`` is given.
+        (seeding only), ``"random"`` (random responsibilities),
+        ``"random_from_data"`` (random rows as means) or ``"hierarchical"``
+        (mclust's start: the classification of its model-based
+        agglomeration ``hcVVV`` cut at ``K``, on at most 1,000 rows drawn
+        uniformly; with ``n_init > 1`` restart 0 starts from it and the
+        others from k-means). Ignored when ``init_params`` is given.
       n_init: number of restarts; the one with the best final lower bound wins.
         Restarts are nested: restart 0 uses ``key`` itself (it is the
         ``n_init=1`` fit) and restart ``r`` uses ``jax.random.fold_in(key, r)``,

@@ -3,6 +3,8 @@
 Every initialiser turns the data into starting *responsibilities* (hard
 labels, or random soft ones) and then applies the ordinary M-step, as
 scikit-learn does, so the starting covariances are estimated from data.
+``"hierarchical"`` takes its labels from mclust's agglomeration
+(``_hierarchical``).
 All of it is JAX, traceable, and vmaps over PRNG keys.
 """
 
@@ -14,7 +16,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from gmm_jax import _em, _loops, _pass, _rows, _tuning, _validation
+from gmm_jax import _em, _hierarchical, _loops, _pass, _rows, _tuning, _validation
 from gmm_jax._params import GMMParams
 from gmm_jax._precision import float32_matmuls
 from gmm_jax._tuning import Tuning
@@ -326,7 +328,7 @@ def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar
 
 
 def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size, center, tuning,
-               n_active=None, prior=None) -> GMMParams:  # fmt: skip
+               n_active=None, prior=None, hierarchy=None) -> GMMParams:  # fmt: skip
     """Starting parameters by the method ``init``, in coordinates centred at ``center``.
 
     Traceable; ``n_components``, ``covariance_type``, ``init``,
@@ -336,10 +338,18 @@ def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_
     others get weight 0 (``_em.mask_components``): model selection fits every
     ``K`` in one program this way. With a ``prior`` (centred like the result)
     the M-step from the starting responsibilities is the MAP one, as mclust's.
+    ``init="hierarchical"`` cuts ``hierarchy`` (a ``_hierarchical.Tree``,
+    built here from ``key`` when None: pass one to cut a tree at several K).
     """
     if center is None:
         center = jnp.zeros((X.shape[1],), X.dtype)
     active = None if n_active is None else jnp.arange(n_components) < n_active
+    if init == "hierarchical":
+        if hierarchy is None:
+            hierarchy = _hierarchical.tree(key, X, w, chunk_size)
+        params = _hierarchical.start(hierarchy, X, w, n_components, covariance_type, reg_covar, center, tuning,
+                                     chunk_size, n_active, prior)  # fmt: skip
+        return params if active is None else _em.mask_components(params, active)
     if init == "random":
         params = _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar, chunk_size, center,
                                           tuning, active, prior)  # fmt: skip

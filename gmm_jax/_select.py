@@ -81,15 +81,18 @@ jax.tree_util.register_dataclass(
 
 @functools.partial(jax.jit, static_argnames=("options",))
 @float32_matmuls
-def _sweep(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions, prior=None):
-    """Fits of every ``K`` in ``n_components`` (traced ``(len,)``) with ``options.n_components = K_max``."""
+def _sweep(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions, prior=None, hierarchy=None):
+    """Fits of every ``K`` in ``n_components`` (traced ``(len,)``) with ``options.n_components = K_max``.
+
+    ``hierarchy``: with ``init="hierarchical"``, the tree of :func:`_tree`.
+    """
     w = _driver.fit_weights(X, w, options)  # with missing data, rows with nothing observed count for nothing
     center = _driver.data_center(X, w)
     no_bound = jnp.asarray(-jnp.inf, X.dtype)
 
     def at(k):
         result = _driver.fit_restarts(key, X, w, None, tol, reg_covar, no_bound, options, center, n_active=k,
-                                      prior=prior)  # fmt: skip
+                                      prior=prior, hierarchy=hierarchy)  # fmt: skip
         fitted = _driver.uncentred(result, center)
         if options.n_slots is None:
             sums = _pass.criterion_sums(result.params, X, w, options.chunk_size, center, options.tuning)
@@ -100,6 +103,13 @@ def _sweep(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions,
     if _driver.in_sequence(*X.shape, options):
         return jax.lax.map(at, n_components)
     return jax.vmap(at)(n_components)
+
+
+@functools.partial(jax.jit, static_argnames=("options",))
+def _tree(key, X, w, options: _driver.FitOptions):
+    """The tree of ``init="hierarchical"``, built once for every covariance type and every ``K``."""
+    w = _driver.fit_weights(X, w, options)
+    return _driver.hierarchical_tree(key, X, w, _driver.data_center(X, w), options)
 
 
 def _check_components(n_components, n_samples):
@@ -226,23 +236,26 @@ def select(
     n = jnp.sum(_missing.informative_weights(X, w) if missing else w)
     rows = {name: [] for name in ("criterion", "lower_bound", "converged", "n_iter", "status")}
     fits = []
+    hierarchy = None
     for covariance_type in covariance_types:
         options = _driver.fit_options(
             n_samples=n_samples, n_features=n_features, n_components=max(ks), covariance_type=covariance_type,
             init=init, n_init=n_init, max_iter=max_iter, verbose=False, chunk_size=chunk_size, tuning=tuning,
             n_blocks=n_blocks, n_slots=(n_missing if covariance_type in ("full", "tied") else 0) if missing else None,
         )  # fmt: skip
+        if init == "hierarchical" and hierarchy is None:
+            hierarchy = _tree(key, X, w, options)
         if isinstance(prior, str) and prior == "default":  # mclust's: a scale per K, so one sweep per K
             parts = [_sweep(key, X, w, tol, reg_covar, jnp.asarray([k], jnp.int32), options,
                             _driver.check_prior(_prior.ConjugatePrior.default(X, k, covariance_type), n_features,
-                                                covariance_type, X.dtype)) for k in ks]  # fmt: skip
+                                                covariance_type, X.dtype), hierarchy) for k in ks]  # fmt: skip
             result, sums = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *parts)
             log_likelihood, classification = sums
         else:
             cell_prior = None if isinstance(prior, str) and prior == "none" else prior
             cell_prior = _driver.check_prior(cell_prior, n_features, covariance_type, X.dtype)
             result, (log_likelihood, classification) = _sweep(key, X, w, tol, reg_covar, k_array, options,
-                                                                cell_prior)  # fmt: skip
+                                                                cell_prior, hierarchy)  # fmt: skip
         n_params = jnp.asarray([_likelihood.n_free_parameters(covariance_type, k, n_features) for k in ks], X.dtype)
         penalty = {"aic": 2.0 * n_params}.get(criterion, n_params * jnp.log(n))
         value = -2.0 * log_likelihood + penalty

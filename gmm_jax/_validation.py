@@ -17,7 +17,7 @@ import numpy as np
 
 from gmm_jax._covariance import COVARIANCE_TYPES, expected_factor_shape
 
-INITS = ("kmeans", "k-means++", "random", "random_from_data")
+INITS = ("kmeans", "k-means++", "random", "random_from_data", "hierarchical")
 
 
 def eager(check):

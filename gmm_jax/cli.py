@@ -40,7 +40,7 @@ DEMO_FIGURES = ("true_mixture.png", "fitted_mixture.png",
                 "em_log_likelihood.png", "true_vs_learned.png")
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-INITS = ("kmeans", "k-means++", "random", "random_from_data")
+INITS = ("kmeans", "k-means++", "random", "random_from_data", "hierarchical")
 
 # Bounds that turn an absurd option into a clear message instead of an
 # overflow deep inside JAX. Seeds: jax.random.key keeps 32 bits unless x64

@@ -35,10 +35,11 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as _SklearnGaussianMixture
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 import gmm_jax as gmm
-from gmm_jax import _covariance
+from gmm_jax import _covariance, _validation
 from gmm_jax._driver import restart_keys
 
 __all__ = ["GaussianMixture"]
@@ -141,8 +142,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
       reg_covar: non-negative value added to the diagonal of the covariances.
       max_iter: maximum number of EM iterations; ``0`` stores the start.
       n_init: number of restarts; the best final lower bound is kept.
-      init_params: ``"kmeans"``, ``"k-means++"``, ``"random"`` or
-        ``"random_from_data"`` (as in :func:`gmm_jax.fit`'s ``init``).
+      init_params: ``"kmeans"``, ``"k-means++"``, ``"random"``,
+        ``"random_from_data"`` or ``"hierarchical"`` (as in
+        :func:`gmm_jax.fit`'s ``init``).
       weights_init: ``(n_components,)`` starting weights, or None.
       means_init: ``(n_components, n_features)`` starting means, or None.
       precisions_init: starting precisions (inverse covariances) in
@@ -195,6 +197,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         **_SklearnGaussianMixture._parameter_constraints,
+        "init_params": [StrOptions(set(_validation.INITS))],  # scikit-learn's four and mclust's "hierarchical"
         "chunk_size": [numbers.Integral, None],
     }
 

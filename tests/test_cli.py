@@ -56,6 +56,14 @@ def _run(argv, capsys):
 # gmm-jax demo
 
 
+def test_cli_choices_are_the_library_choices():
+    """The command line keeps its own lists (its --help imports no JAX); they must not drift."""
+    from gmm_jax import _validation, cli
+
+    assert cli.INITS == _validation.INITS
+    assert cli.COVARIANCE_TYPES == _validation.COVARIANCE_TYPES
+
+
 @pytest.mark.slow
 def test_demo_writes_four_figures_and_recovers_the_clusters(tmp_path):
     installed = shutil.which("gmm-jax", path=str(Path(sys.executable).parent))

@@ -16,7 +16,7 @@ def _blobs(seed=0):
     return np.concatenate([rng.normal(-4, 1, (80, 2)), rng.normal(4, 1, (80, 2)), rng.normal((0, 6), 0.5, (60, 2))])
 
 
-@pytest.mark.parametrize("init", ["kmeans", "k-means++", "random", "random_from_data"])
+@pytest.mark.parametrize("init", ["kmeans", "k-means++", "random", "random_from_data", "hierarchical"])
 @pytest.mark.slow
 def test_select_entries_equal_separate_fits_with_the_same_key(init):
     X = _blobs()

@@ -1,6 +1,6 @@
 """gmm_jax's best BIC per (K, covariance type) against mclust's ``mclustBIC``.
 
-``python -m tests.reference.compare_bic [--init kmeans|hierarchical] [--n-init 10]``
+``python -m tests.reference.compare_bic [--init kmeans|hierarchical] [--n-init 10] [--select]``
 from the repository root (float64). For each reference dataset, K = 1..9 and
 the four covariance types, it fits ``gmm.fit(..., n_init=N)`` without a prior
 (default ``reg_covar``) and with ``ConjugatePrior.default`` (``reg_covar=0``),
@@ -13,7 +13,9 @@ plus ``n_init - 1`` k-means restarts; ``--improve earlier.json`` refits only
 the cells of an earlier run that were worse than mclust and keeps the better
 of the two BICs (so "k-means restarts, then a hierarchical start" costs
 only those cells). Writes ``bic_comparison_<init>.json`` (or ``--output``)
-and prints a table.
+and prints a table. ``--select`` fills the table with one ``gmm.select``
+call per dataset and prior setting instead of separate fits (written to
+``bic_comparison_select_<init>.json``).
 """
 
 from __future__ import annotations
@@ -102,6 +104,31 @@ def compare(init="kmeans", n_init=10, names=mclust_data.DATASETS, only_worse_tha
     return out
 
 
+def compare_select(init="hierarchical", n_init=10, names=mclust_data.DATASETS, labels=("no_prior", "prior")):
+    """The same table from one ``gmm.select`` call per dataset and prior setting (the user's way)."""
+    reference = json.loads((mclust_data.HERE / "mclust_reference.json").read_text())
+    out = {}
+    for name in names:
+        X = mclust_data.load(name)
+        mclust = reference["datasets"][name]["bic"]
+        out[name] = {}
+        for label in labels:
+            with_prior = label == "prior"
+            t = time.perf_counter()
+            sel = gmm.select(jax.random.key(0), X, K_RANGE, covariance_types=COVARIANCE_TYPES, init=init,
+                             n_init=n_init, max_iter=1000, tol=1e-6, prior="default" if with_prior else "none",
+                             reg_covar=0.0 if with_prior else 1e-6)  # fmt: skip
+            table = np.asarray(sel.criterion)
+            cells = {}
+            for t_index, covariance_type in enumerate(COVARIANCE_TYPES):
+                theirs = [None if v is None else -v for v in mclust[label][covariance_type]]
+                ours = [float(v) if np.isfinite(v) else None for v in table[t_index]]
+                cells[covariance_type] = dict(gmm_jax=ours, mclust=theirs)
+            out[name][label] = cells
+            print(f"{name} {label}: select in {time.perf_counter() - t:.1f} s", flush=True)
+    return out
+
+
 def summarise(out):
     lines = ["| dataset | prior | cells | as good as mclust (<= +0.5) | worse cells: (type, K, gmm_jax - mclust) |", "|---|---|---|---|---|"]
     for name, by_prior in out.items():
@@ -151,6 +178,7 @@ def main():
     parser.add_argument("--output", help="default: bic_comparison_<init>.json beside this file")
     parser.add_argument("--types", nargs="*", default=list(COVARIANCE_TYPES), choices=COVARIANCE_TYPES)
     parser.add_argument("--priors", nargs="*", default=["no_prior", "prior"], choices=["no_prior", "prior"])
+    parser.add_argument("--select", action="store_true", help="one gmm.select call per dataset and prior setting")
     parser.add_argument("--from-logs", nargs="*", metavar="LOG", help="only rebuild the result from printed lines")
     args = parser.parse_args()
     if args.from_logs:
@@ -160,9 +188,12 @@ def main():
         print(summarise(out))
         return
     earlier = json.loads(open(args.improve).read())["cells"] if args.improve else None
-    out = compare(args.init, args.n_init, args.datasets, earlier, args.types, args.priors)
-    path = args.output or mclust_data.HERE / f"bic_comparison_{args.init}.json"
-    record = dict(init=args.init, n_init=args.n_init, improves=args.improve, cells=out)
+    if args.select:
+        out = compare_select(args.init, args.n_init, args.datasets, args.priors)
+    else:
+        out = compare(args.init, args.n_init, args.datasets, earlier, args.types, args.priors)
+    path = args.output or mclust_data.HERE / f"bic_comparison_{'select_' if args.select else ''}{args.init}.json"
+    record = dict(init=args.init, n_init=args.n_init, improves=args.improve, select=args.select, cells=out)
     open(path, "w").write(json.dumps(record, indent=1))
     print(summarise(out))
 
