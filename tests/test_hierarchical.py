@@ -254,3 +254,20 @@ def test_hierarchical_fit_on_sharded_rows_equals_the_single_device_fit_without_g
         # The subset's (N,) scores may be gathered for the selection, never rows of X (N, 3).
         dims = [int(x) for x in shape[shape.index("[") + 1 : shape.index("]")].split(",") if x]
         assert len(dims) < 2 or max(dims) < 2400 // 4, shape
+
+
+def test_streams_online_fits_and_the_estimator_take_the_hierarchical_start():
+    from gmm_jax.sklearn import GaussianMixture
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(300, 3)), rng.normal(size=(300, 3)) + 6.0])
+    batches = [X[i::3] for i in range(3)]
+    fitted = gmm.fit(KEY, X, 2, init="hierarchical")
+    streamed = gmm.fit_stream(KEY, lambda: iter(batches), 2, init="hierarchical", max_iter=100)
+    assert streamed.converged
+    np.testing.assert_allclose(streamed.lower_bound, fitted.lower_bound, rtol=1e-8)
+    online = gmm.fit_online(KEY, iter(batches * 4), 2, init="hierarchical")
+    assert np.all(np.isfinite(np.asarray(online.params.means)))
+    np.testing.assert_allclose(np.sort(np.asarray(online.params.means)[:, 0]), [0.0, 6.0], atol=0.5)
+    estimator = GaussianMixture(2, init_params="hierarchical", random_state=0).fit(X)
+    np.testing.assert_allclose(estimator.lower_bound_, fitted.lower_bound, rtol=1e-8)
