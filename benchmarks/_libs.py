@@ -54,13 +54,13 @@ class Start:
 
     weights: np.ndarray      # (K,)
     means: np.ndarray        # (K, D)
-    covariances: np.ndarray  # full (K, D, D) | diag (K, D)
+    covariances: np.ndarray  # full (K, D, D) | tied (D, D) | diag (K, D)
     covariance_type: str
 
     @property
     def precisions(self) -> np.ndarray:
         """scikit-learn's ``precisions_init``: inverse covariances."""
-        if self.covariance_type == "full":
+        if self.covariance_type in ("full", "tied"):
             return np.linalg.inv(self.covariances)
         return 1.0 / self.covariances
 
@@ -72,10 +72,12 @@ def make_start(rng: np.random.Generator, X: np.ndarray, k: int, covariance_type:
     cov = np.cov(sub, rowvar=False) + 1e-6 * np.eye(X.shape[1])
     if covariance_type == "full":
         covariances = np.repeat(cov[None], k, axis=0)
+    elif covariance_type == "tied":
+        covariances = cov
     elif covariance_type == "diag":
         covariances = np.repeat(np.diag(cov)[None], k, axis=0)
     else:
-        raise ValueError(f"benchmarks use 'full' or 'diag', got {covariance_type!r}")
+        raise ValueError(f"benchmarks use 'full', 'tied' or 'diag', got {covariance_type!r}")
     return Start(np.full(k, 1.0 / k), means, covariances, covariance_type)
 
 

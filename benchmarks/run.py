@@ -159,6 +159,12 @@ def case_b(s: Settings) -> dict:
                           covariance_type="diag")
 
 
+@case("t", "tied covariance, per EM iteration")
+def case_t(s: Settings) -> dict:
+    return _per_iteration(s, **_size(s, dict(n=200_000, d=16, k=16), dict(n=20_000, d=8, k=4)),
+                          covariance_type="tied")
+
+
 @case("c", "full covariance, n_init restarts, whole fit at default tol (each library's own k-means init)")
 def case_c(s: Settings) -> dict:
     size = _size(s, dict(n=100_000, d=8, k=8, n_init=8), dict(n=5_000, d=4, k=4, n_init=2))

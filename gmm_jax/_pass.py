@@ -34,7 +34,7 @@ products over all components at once.
   element-wise (XLA fuses the broadcast into the reductions), for the same
   reason: the expansion ``x^2 P - 2 x P mu + mu^2 P`` cancels in float32 for a
   narrow component far from the data mean.
-* tied: the centred differences of the reference math.
+* tied: the full pass, with the shared factor repeated for each component.
 
 The plain definitions (``_covariance.log_gaussian_prob`` and the models'
 ``second_moment``) are the reference: ``tests/test_covariance.py`` checks
@@ -275,53 +275,19 @@ class FullPass:
 
 
 # ---------------------------------------------------------------------------
-# Tied: centred differences around each mean.
+# Tied: the full pass with the one factor shared by every component.
 
 
-class TiedConstants(NamedTuple):
-    means: jax.Array  # (K, D)
-    factor: jax.Array  # (D, D)
-    log_det: jax.Array  # ()
+class TiedPass(FullPass):
+    """One shared full covariance: the full pass, its factor repeated for every component.
 
-
-class RowFeatures(NamedTuple):
-    x: jax.Array  # (B, D) the centred chunk
-
-
-class MomentSums(NamedTuple):
-    s1: jax.Array  # (K, D) sum_b r_kb (x_b - mu_k)
-    s2: jax.Array  # (K, D, D) sum_b r_kb (x_b - mu_k)(x_b - mu_k)^T
-
-
-class TiedPass:
-    """One shared full covariance: the reference's centred form, one chunk per step."""
-
-    def __init__(self, tuning: Tuning):
-        self.tuning = tuning
-
-    def width(self, n_components, n_features):
-        return n_components * n_features  # the (B, K, D) differences
-
-    def unroll(self):
-        return 1
+    The M-step pools the per-component second moments. The reference's
+    centred differences and per-component outer products it replaces took
+    191 ms per iteration against 119 ms now (benchmark case t, 200k x 16, K=16).
+    """
 
     def constants(self, means, factor):
-        return TiedConstants(means, factor, _covariance.Tied.log_det_factor(factor, means.shape[-1]))
-
-    def log_densities(self, consts, X):
-        y = _covariance.Tied.whiten(X, consts.means, consts.factor)  # (B, K, D)
-        maha = jnp.sum(y * y, axis=-1)
-        return (-0.5 * (X.shape[-1] * _LOG_2PI + maha) + consts.log_det).T, RowFeatures(X)
-
-    def sums(self, consts, feats, resp):
-        X, means = feats.x, consts.means
-        return MomentSums(
-            s1=_covariance.weighted_cross(X, resp.T, means), s2=_covariance.outer_moments(X, resp.T, means)
-        )
-
-    def moments(self, consts, sums, nk, means):
-        del consts, nk, means
-        return sums.s1, sums.s2
+        return super().constants(means, jnp.broadcast_to(factor, (means.shape[0], *factor.shape)))
 
 
 # ---------------------------------------------------------------------------
