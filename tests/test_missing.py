@@ -15,6 +15,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import gmm_jax as gmm
+from test_online import _epochs  # shuffled mini-batches, epoch by epoch
 from gmm_jax import _em, _missing
 from conftest import COVARIANCE_TYPES, full_covariances, random_params, sample_numpy
 
@@ -552,14 +553,6 @@ def test_fit_online_with_missing_values_one_batch_is_one_fit_iteration():
     for name in ("weights", "means", "covariances"):
         np.testing.assert_allclose(getattr(online.params, name), getattr(one.params, name), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(online.log_likelihood, one.log_likelihood, rtol=1e-12)
-
-
-def _epochs(X, n_epochs, rows, seed=1):
-    rng = np.random.default_rng(seed)
-    for _ in range(n_epochs):
-        order = rng.permutation(len(X))
-        for i in range(0, len(X), rows):
-            yield X[order[i : i + rows]]
 
 
 @pytest.mark.parametrize("covariance_type", ["tied", "spherical"])
