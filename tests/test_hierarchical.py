@@ -196,7 +196,12 @@ def test_hierarchical_start_reaches_mclust_bic_in_the_cells_kmeans_restarts_miss
     assert len(missed) >= 5
     for label, covariance_type, k in missed:
         prior = gmm.ConjugatePrior.default(X, k, covariance_type) if label == "prior" else None
-        fit = gmm.fit(jax.random.key(k), X, k, covariance_type=covariance_type, init="hierarchical", n_init=10,
+        # With the prior, fit keeps the restart of highest posterior, and on
+        # wine a k-means restart with a two-row component beats the tree's fit
+        # there (prior/full/3: -6.58 vs -7.37 per row) while its BIC, from the
+        # likelihood alone, is worse (6147 vs 5922): the tree's own fit is compared.
+        n_init = 1 if prior is not None else 10
+        fit = gmm.fit(jax.random.key(k), X, k, covariance_type=covariance_type, init="hierarchical", n_init=n_init,
                       prior=prior, reg_covar=0.0 if prior is not None else 1e-6, max_iter=1000, tol=1e-6)  # fmt: skip
         mclust = kmeans[label][covariance_type]["mclust"][k - 1]
         assert float(gmm.bic(fit.params, X)) <= mclust + 0.5, (label, covariance_type, k)
