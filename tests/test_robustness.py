@@ -680,6 +680,7 @@ def float32_doctests(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.docs
 @pytest.mark.parametrize("target", _doctest_targets(), ids=lambda t: Path(t).name)
 def test_doctests_pass_in_a_plain_float32_session(float32_doctests, target):
     failed, attempted, report = float32_doctests[target]
