@@ -30,10 +30,11 @@ products over all components at once.
   rounded ``y`` as ``sum r y x^T``, so ``sum r y`` is summed from ``r y``
   itself: taken from the first moments instead, the two roundings no longer
   cancel and the error grows to ``~eps * kappa`` (tests/test_float32_em.py).
-* diag/spherical: the scaled residuals ``(x - mu_k) * factor_k``,
-  element-wise (XLA fuses the broadcast into the reductions), for the same
-  reason: the expansion ``x^2 P - 2 x P mu + mu^2 P`` cancels in float32 for a
-  narrow component far from the data mean.
+* diag/spherical: the expansion ``x^2 P - 2 x P mu + mu^2 P`` as matrix
+  products, for the components where its rounding is within a budget, and the
+  explicit scaled residuals ``(x - mu_k) * factor_k`` for the others (the
+  expansion cancels in float32 for a narrow component far from the data
+  mean); see :class:`DiagPass`.
 * tied: the full pass, with the shared factor repeated for each component.
 
 The plain definitions (``_covariance.log_gaussian_prob`` and the models'
@@ -57,7 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_jax import _covariance, _rows
+from gmm_jax import _covariance, _precision, _rows
 from gmm_jax._tuning import Tuning
 
 __all__ = [
@@ -291,31 +292,67 @@ class TiedPass(FullPass):
 
 
 # ---------------------------------------------------------------------------
-# Diag and spherical: scaled residuals, element-wise.
+# Diag and spherical: matrix products where their rounding is known to be
+# small, explicit differences elsewhere.
 
 
 class DiagConstants(NamedTuple):
     means: jax.Array  # (K, D)
     factor: jax.Array  # (K, D) one over the standard deviations (spherical: broadcast)
     log_det: jax.Array  # (K,)
+    quadratic: jax.Array  # (K, 2 D) [P_k, -2 mu_k P_k] with P = factor^2: maha = [x^2, x] . quadratic_k + offset_k
+    offset: jax.Array  # (K,) sum_d mu_kd^2 P_kd, i.e. kappa_k
+    slots: jax.Array  # (m,) int32 the m components of largest kappa
+    slot_explicit: jax.Array  # (m,) bool: that slot's component exceeds the budget
+    form: jax.Array  # () int32: 0 expanded, 1 expanded with explicit slots, 2 explicit
 
 
 class DiagFeatures(NamedTuple):
     x: jax.Array  # (B, D) the centred chunk
-    y: jax.Array  # (K, B, D) scaled residuals (x_b - mu_k) * factor_k
 
 
 class DiagSums(NamedTuple):
     rx: jax.Array  # (K, D) sum_b r_kb x_b
-    ryy: jax.Array  # (K, D) sum_b r_kb y_kbd^2
+    rdd: jax.Array  # (K, D) sum_b r_kb (x_b - mu_k)^2
+
+
+# The expansion's worst rounding, in units of the unit roundoff u, that the
+# diag pass accepts for a component: u * kappa_k <= 2^-12, where the
+# expanded distance near mu_k is off by about 4 u kappa_k (1e-3) and its
+# variances by about as much relative (benchmarks/README.md, "Diag expansion").
+_EXPANSION_BUDGET = 2.0**-12
 
 
 class DiagPass:
-    """Diagonal covariances (and spherical ones, broadcast over the features)."""
+    """Diagonal covariances (and spherical ones, broadcast over the features).
 
-    def __init__(self, tuning: Tuning, spherical: bool = False):
+    Two forms of the same sums. The explicit one scales the residuals
+    ``(x - mu_k) * factor_k`` element by element (a ``(K, B, D)`` loop that
+    XLA fuses into its reductions). The expanded one is scikit-learn's:
+    ``maha = x^2 . P_k - 2 x . mu_k P_k + mu_k^2 . P_k`` and the second
+    moments ``R x^2 - 2 mu R x + n mu^2``: two ``(B, 2 D) x (2 D, K)``-sized
+    matrix products per chunk, about 5x faster (benchmarks/README.md, "Diag
+    expansion").
+
+    The expansion cancels: its rounding grows with ``kappa_k = sum_d mu_kd^2
+    / sigma_kd^2`` (in the centred coordinates), and for a narrow component
+    far from the data mean it exceeds the distance itself. So each pass
+    takes, per component, the expansion where ``u * kappa_k <=
+    _EXPANSION_BUDGET`` (``u`` the unit roundoff of the products: TF32's when
+    the caller chose it) and explicit differences for the others: the ``m =
+    ceil(K / 16)`` components of largest ``kappa_k`` have explicit slots
+    (a narrow component, such as one collapsing onto a few rows, costs
+    ``1 / 16`` of an explicit pass rather than all of it); when more
+    components than slots exceed the budget, the whole pass is explicit. The
+    choice is a ``lax.switch`` per chunk (under a batched ``vmap`` every
+    form runs). Up to ``tuning.diag_expand_min_d`` features the pass is
+    always explicit.
+    """
+
+    def __init__(self, tuning: Tuning, spherical: bool = False, expandable: bool = True):
         self.tuning = tuning
         self.spherical = spherical
+        self.expandable = expandable
 
     def width(self, n_components, n_features):
         # The (K, B, D) residuals stream through fused element-wise loops with
@@ -328,36 +365,111 @@ class DiagPass:
         # step measured slower (91 -> 120 ms for 1e6 rows, K = D = 16).
         return 1
 
+    def _expands(self, n_features):
+        return self.expandable and n_features > self.tuning.diag_expand_min_d
+
+    @staticmethod
+    def n_slots(n_components):
+        return -(-n_components // 16)
+
     def constants(self, means, factor):
         if self.spherical:
             factor = jnp.broadcast_to(factor[:, None], means.shape)
-        return DiagConstants(means, factor, _covariance.Diag.log_det_factor(factor, means.shape[-1]))
+        n_components = means.shape[0]
+        log_det = _covariance.Diag.log_det_factor(factor, means.shape[-1])
+        precision = factor * factor
+        scaled = means * precision
+        kappa = jnp.sum(means * scaled, axis=1)
+        quadratic = jnp.concatenate([precision, -2.0 * scaled], axis=1)
+        # Non-finite kappa (a NaN start) counts as beyond the budget.
+        beyond = ~(_precision.unit_roundoff(means.dtype) * kappa <= _EXPANSION_BUDGET)
+        _, slots = jax.lax.top_k(jnp.where(beyond, jnp.inf, kappa), self.n_slots(n_components))
+        n_beyond = jnp.sum(beyond)
+        form = jnp.where(n_beyond == 0, 0, jnp.where(n_beyond <= slots.shape[0], 1, 2)).astype(jnp.int32)
+        if not self._expands(means.shape[-1]):
+            form = jnp.full((), 2, jnp.int32)
+        return DiagConstants(means, factor, log_det, quadratic, kappa, slots, beyond[slots], form)
 
-    def log_densities(self, consts, X):
+    # -- the two forms, and the expanded one with explicit slots --
+
+    @staticmethod
+    def _explicit_maha(means, factor, X):
         # (K, B, D): the rows of X are read contiguously, features on the fast axis.
-        y = (X[None, :, :] - consts.means[:, None, :]) * consts.factor[:, None, :]
-        maha = jnp.sum(y * y, axis=2)  # (K, B)
-        return -0.5 * (X.shape[-1] * _LOG_2PI + maha) + consts.log_det[:, None], DiagFeatures(X, y)
+        y = (X[None, :, :] - means[:, None, :]) * factor[:, None, :]
+        return jnp.sum(y * y, axis=2)  # (K, B)
+
+    @staticmethod
+    def _expanded_maha(consts, X):
+        rows = jnp.concatenate([X * X, X], axis=1)  # (B, 2 D)
+        maha = consts.quadratic @ rows.T + consts.offset[:, None]
+        return jnp.maximum(maha, 0.0)  # rounding must not make a distance negative
+
+    def _maha(self, consts, X):
+        def slotted():
+            maha = self._expanded_maha(consts, X)
+            s = consts.slots
+            exact = self._explicit_maha(consts.means[s], consts.factor[s], X)  # (m, B)
+            return maha.at[s].set(jnp.where(consts.slot_explicit[:, None], exact, maha[s]))
+
+        if not self._expands(X.shape[-1]):
+            return self._explicit_maha(consts.means, consts.factor, X)
+        return jax.lax.switch(consts.form, [
+            lambda: self._expanded_maha(consts, X),
+            slotted,
+            lambda: self._explicit_maha(consts.means, consts.factor, X),
+        ])  # fmt: skip
+
+    @staticmethod
+    def _explicit_rdd(means, X, resp):
+        d = X[None, :, :] - means[:, None, :]
+        return jnp.einsum("kb,kbd->kd", resp, d * d)
+
+    @staticmethod
+    def _expanded_sums(consts, X, resp):
+        n_features = X.shape[-1]
+        s = resp @ jnp.concatenate([X, X * X], axis=1)  # (K, 2 D)
+        rx, rxx = s[:, :n_features], s[:, n_features:]
+        mu = consts.means
+        nk = jnp.sum(resp, axis=1)[:, None]
+        return DiagSums(rx=rx, rdd=jnp.maximum(rxx - 2.0 * mu * rx + nk * mu * mu, 0.0))
 
     def sums(self, consts, feats, resp):
-        del consts
-        # First moments by one (K, B) x (B, D) product; second moments of the
-        # scaled residuals, mapped back by 1 / factor^2 in moments().
-        return DiagSums(rx=resp @ feats.x, ryy=jnp.einsum("kb,kbd->kd", resp, feats.y * feats.y))
+        X = feats.x
+
+        def explicit():
+            return DiagSums(rx=resp @ X, rdd=self._explicit_rdd(consts.means, X, resp))
+
+        def slotted():
+            sums = self._expanded_sums(consts, X, resp)
+            s = consts.slots
+            exact = self._explicit_rdd(consts.means[s], X, resp[s])  # (m, D)
+            return sums._replace(rdd=sums.rdd.at[s].set(jnp.where(consts.slot_explicit[:, None], exact, sums.rdd[s])))
+
+        if not self._expands(X.shape[-1]):
+            return explicit()
+        return jax.lax.switch(consts.form, [lambda: self._expanded_sums(consts, X, resp), slotted, explicit])
 
     def moments(self, consts, sums, nk, means):
-        factor = consts.factor
-        return sums.rx - nk[:, None] * means, sums.ryy / (factor * factor)
+        del consts
+        return sums.rx - nk[:, None] * means, sums.rdd
+
+    def log_densities(self, consts, X):
+        maha = self._maha(consts, X)
+        return -0.5 * (X.shape[-1] * _LOG_2PI + maha) + consts.log_det[:, None], DiagFeatures(X)
 
 
-def pass_for(covariance_type: str, tuning: Tuning) -> CovariancePass:
-    """The pass of ``covariance_type`` under ``tuning`` (both static)."""
+def pass_for(covariance_type: str, tuning: Tuning, expandable: bool = True) -> CovariancePass:
+    """The pass of ``covariance_type`` under ``tuning`` (both static).
+
+    ``expandable=False`` keeps the diag pass explicit (its rounding check
+    needs the true precision factor; see :class:`DiagPass`).
+    """
     _covariance.covariance_model(covariance_type)  # validates the name
     if covariance_type == "full":
         return FullPass(tuning)
     if covariance_type == "tied":
         return TiedPass(tuning)
-    return DiagPass(tuning, spherical=covariance_type == "spherical")
+    return DiagPass(tuning, spherical=covariance_type == "spherical", expandable=expandable)
 
 
 def chunk_rows(n_samples: int, n_components: int, n_features: int, covariance_type: str | None, tuning: Tuning):
@@ -457,7 +569,7 @@ def statistics_from_responsibilities(
       shift: ``(K, D)`` in the centred coordinates.
       covariance_type, tuning, chunk_size, center: as in :func:`accumulate_statistics`.
     """
-    p = pass_for(covariance_type, tuning)
+    p = pass_for(covariance_type, tuning, expandable=False)  # the unit factor says nothing of the data's scale
     n_components, n_features = shift.shape
     consts = p.constants(shift, _covariance.covariance_model(covariance_type).unit_factor(
         n_components, n_features, X.dtype))  # fmt: skip

@@ -20,6 +20,28 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
+
+
+# Unit roundoff of a matrix product's inputs, by precision name: full float32
+# keeps 24 bits, TF32 11, bfloat16 8 (jax.default_matmul_precision's names).
+_MANTISSA_BITS = {"tensorfloat32": 11, "bfloat16": 8, "fastest": 8, "default": 8}
+
+
+def unit_roundoff(dtype) -> float:
+    """The unit roundoff of matrix products on ``dtype`` under the matmul precision in force (trace time).
+
+    Full precision: ``eps / 2`` of the dtype. With a reduced precision chosen
+    by the caller (``"tensorfloat32"``, ``"bfloat16"``) float32 products round
+    their inputs to fewer bits; the diag pass's rounding check uses this.
+    """
+    u = float(jnp.finfo(dtype).eps) / 2.0
+    chosen = jax.config.jax_default_matmul_precision
+    if chosen is not None and jnp.dtype(dtype) == jnp.float32:
+        bits = _MANTISSA_BITS.get(str(chosen).lower())
+        if bits is not None:
+            u = max(u, 2.0**-bits)
+    return u
 
 
 def float32_matmuls(fn):

@@ -137,3 +137,108 @@ def test_fused_pass_keeps_float32_digits_far_from_the_origin(covariance_type, n_
     for name in ("s1", "s2"):
         got, want = np.asarray(getattr(stats, name)), np.asarray(getattr(ref, name))
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * np.abs(want).max(), err_msg=name)
+
+
+# --- the diag pass's forms: expanded, expanded with explicit slots, explicit -----------------------------
+
+
+def _diag_params(covariance_type, n_components, n_features, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    params = random_params(rng, covariance_type, n_components=n_components, n_features=n_features, spread=2.0)
+    X = rng.normal(size=(60, n_features)) * 1.5
+    return params.astype(dtype), jnp.asarray(X, dtype)
+
+
+def _form_cases():
+    for covariance_type in ("diag", "spherical"):
+        for n_features in (5, 17):
+            for form, name in enumerate(("expanded", "slotted", "explicit")):
+                quick = (covariance_type, n_features) == ("diag", 17) or (covariance_type, form) == ("spherical", 1)
+                yield pytest.param(covariance_type, n_features, form, marks=() if quick else (pytest.mark.slow,),
+                                   id=f"{covariance_type}-{n_features}-{name}")  # fmt: skip
+
+
+@pytest.mark.parametrize("covariance_type, n_features, form", _form_cases())
+def test_each_diag_form_equals_the_reference_in_float64(covariance_type, n_features, form):
+    # Every branch of the pass's switch, forced (slots all explicit), against the definitions.
+    params, X = _diag_params(covariance_type, 20, n_features, np.float64)  # 20 components: 2 slots
+    w = jnp.ones(X.shape[0])
+    ref_gauss, _, ref_log_resp, _ = _reference(params, X, w)
+    resp = jnp.exp(ref_log_resp).T  # (K, B)
+    p = _pass.pass_for(covariance_type, _tuning.CPU)
+    consts = p.constants(params.means, params.precisions_cholesky)
+    consts = consts._replace(form=jnp.asarray(form, jnp.int32), slot_explicit=jnp.ones_like(consts.slot_explicit))
+    assert consts.slots.shape == (2,)
+    log_gauss, feats = p.log_densities(consts, X)
+    s1, s2 = p.moments(consts, p.sums(consts, feats, resp), resp.sum(1), params.means)
+    model = _covariance.covariance_model(covariance_type)
+    np.testing.assert_allclose(log_gauss.T, ref_gauss, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(s1, resp @ X - resp.sum(1)[:, None] * params.means, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(s2, model.second_moment(X, resp.T, params.means), rtol=1e-10, atol=1e-10)
+
+
+def _narrow_far_components(covariance_type, n_components, n_far, n_features=17, n=400, seed=3):
+    """float64 params and rows: ``n_far`` components 1e4 of their own standard deviations from the data mean.
+
+    The other components are broad and near the mean; a fifth of the rows sit
+    around the narrow ones, so their densities and sums matter.
+    """
+    rng = np.random.default_rng(seed)
+    params, _ = _diag_params(covariance_type, n_components, n_features, np.float64, seed)
+    sigma = 1e-3
+    direction = rng.normal(size=(n_far, n_features))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    far_means = 1e4 * sigma * direction  # |mu_k| / sigma_k = 1e4
+    means = np.asarray(params.means).copy()
+    means[:n_far] = far_means
+    covs = np.asarray(params.covariances).copy()
+    covs[:n_far] = sigma**2
+    params = gmm.GMMParams.from_covariances(params.weights, means, covs, covariance_type)
+    labels = rng.integers(0, n_components, size=n)
+    labels[: n // 5] = rng.integers(0, n_far, size=n // 5)
+    std = np.sqrt(np.broadcast_to(np.asarray(covs).reshape(n_components, -1), (n_components, n_features)))
+    X = means[labels] + rng.normal(size=(n, n_features)) * std[labels]
+    X32 = np.asarray(X, np.float32).astype(np.float64)  # rows float32 holds exactly
+    return params, jnp.asarray(X32)
+
+
+@pytest.mark.parametrize("covariance_type, n_components, n_far, form", [
+    pytest.param("diag", 16, 1, 1, id="diag-one-slot"),
+    pytest.param("diag", 40, 3, 1, id="diag-three-slots", marks=pytest.mark.slow),
+    pytest.param("diag", 16, 2, 2, id="diag-beyond-the-slots"),
+    pytest.param("spherical", 16, 1, 1, id="spherical-one-slot", marks=pytest.mark.slow),
+    pytest.param("spherical", 16, 2, 2, id="spherical-beyond-the-slots", marks=pytest.mark.slow),
+])  # fmt: skip
+def test_diag_pass_keeps_float32_digits_for_narrow_components_far_from_the_data_mean(
+    covariance_type, n_components, n_far, form
+):
+    # Narrow components 1e4 standard deviations from the data mean: the expansion
+    # would lose every digit of their distances; their explicit slots (or, with
+    # more of them than slots, the explicit pass) keep float32's.
+    params64, X64 = _narrow_far_components(covariance_type, n_components, n_far)
+    params32, X32 = params64.astype(jnp.float32), X64.astype(jnp.float32)
+    w32 = jnp.ones(X32.shape[0], jnp.float32)
+    p = _pass.pass_for(covariance_type, _tuning.CPU)
+    consts = p.constants(params32.means, params32.precisions_cholesky)
+    assert int(consts.form) == form
+    log_prob = _pass.map_scores(params32, X32, "log_prob", 64, None, _tuning.CPU)
+    stats = _pass.accumulate_statistics(params32, X32, w32, 64, None, _tuning.CPU)
+    _, ref_log_prob, _, ref = _reference(params64, X64, jnp.ones(X64.shape[0]))
+    np.testing.assert_allclose(log_prob, ref_log_prob, rtol=2e-5, atol=2e-3)
+    np.testing.assert_allclose(stats.nk, ref.nk, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(stats.s1, ref.s1, atol=1e-4 * np.abs(ref.s1).max())
+    np.testing.assert_allclose(stats.s2, ref.s2, rtol=1e-3, atol=1e-6 * np.abs(ref.s2).max())
+    # The check is not idle: the expansion alone is off by far more than the tolerance.
+    expanded, _ = p.log_densities(consts._replace(form=jnp.zeros((), jnp.int32)), X32)
+    exact, _ = p.log_densities(consts._replace(form=jnp.full((), 2, jnp.int32)), X32)
+    assert np.max(np.abs(np.asarray(expanded) - np.asarray(exact))[:n_far]) > 1.0
+
+
+def test_diag_pass_takes_the_expansion_when_every_component_is_within_budget():
+    params, X = _diag_params("diag", 64, 64, np.float32)
+    consts = _pass.pass_for("diag", _tuning.CPU).constants(params.means, params.precisions_cholesky)
+    assert int(consts.form) == 0 and consts.slots.shape == (4,)
+    # At and below tuning.diag_expand_min_d features the pass is always explicit.
+    small, _ = _diag_params("diag", 8, _tuning.CPU.diag_expand_min_d, np.float32)
+    consts = _pass.pass_for("diag", _tuning.CPU).constants(small.means, small.precisions_cholesky)
+    assert int(consts.form) == 2
