@@ -22,7 +22,7 @@ from gmm_jax import _covariance, _loops, _missing, _pass, _prior, _rows, _tuning
 from gmm_jax._likelihood import layout, scores
 from gmm_jax._params import GMMParams, check_params_and_data
 from gmm_jax._pass import SufficientStatistics
-from gmm_jax._precision import float32_matmuls
+from gmm_jax._precision import float32_matmuls, with_matmul_precision
 
 __all__ = [
     "FitResult",
@@ -451,7 +451,8 @@ def _e_step(params, X, w, chunk_size, tuning):
     return mean_ll, log_resp
 
 
-def e_step(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise"):
+@with_matmul_precision
+def e_step(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise", *, matmul_precision=None):
     """The E-step: mean log-likelihood and log responsibilities.
 
     Args:
@@ -462,6 +463,7 @@ def e_step(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise"):
         treats NaN entries as missing: densities and responsibilities use
         each row's observed entries, and the mean is over the rows with at
         least one observed entry.
+      matmul_precision: as in :func:`gmm_jax.fit`.
 
     Returns:
       ``(mean_log_likelihood (), log_resp (n_samples, n_components))``; the
@@ -475,6 +477,7 @@ def e_step(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise"):
       >>> jnp.exp(log_resp).sum(axis=1).round(6).tolist()
       [1.0, 1.0]
     """
+    del matmul_precision  # in force around this call (with_matmul_precision)
     X = check_params_and_data(params, X, nan_policy=nan_policy)
     w = _validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
     if nan_policy == "marginalize":

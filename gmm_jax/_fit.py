@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from gmm_jax import _driver, _missing, _pass, _sharding, _tuning, _validation
+from gmm_jax._precision import with_matmul_precision
 from gmm_jax._em import FitResult
 from gmm_jax._params import GMMParams
 
 __all__ = ["fit"]
 
 
+@with_matmul_precision
 def fit(
     key,
     X,
@@ -28,6 +30,7 @@ def fit(
     differentiate: str = "unrolled",
     nan_policy: str = "raise",
     prior=None,
+    matmul_precision: str | None = None,
 ) -> FitResult:
     """Fits a Gaussian mixture to ``X`` by expectation-maximisation.
 
@@ -94,6 +97,13 @@ def fit(
         ``tol`` refer to the penalised objective, the mean per-sample
         ``log-likelihood + log prior / N`` (up to the prior's constant). The
         prior keeps covariances positive definite, so ``reg_covar=0`` is safe.
+      matmul_precision: ``None`` (default: full float32 products, unless
+        ``jax.default_matmul_precision`` chose otherwise), ``"float32"``,
+        ``"bf16_3x"`` or ``"tf32"``: the precision of float32 matrix
+        products on accelerators (JAX's dot-algorithm presets; a CPU computes
+        full float32 for all three). The README's "Precision of matrix
+        products" has each one's measured accuracy. Static: each value
+        compiles once.
       chunk_size: rows per chunk in each pass (static); default chooses a size
         that bounds memory for large data. For ``X`` sharded along the rows,
         rows per chunk within each device's shard.
@@ -136,6 +146,7 @@ def fit(
       >>> bool(result.converged), sorted(result.params.weights.round(2).tolist())
       (True, [0.5, 0.5])
     """
+    del matmul_precision  # in force around this call (with_matmul_precision)
     _validation.check_key(key)
     X = _validation.check_data(X, nan_policy=nan_policy)
     n_samples, n_features = X.shape

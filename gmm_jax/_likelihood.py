@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from gmm_jax import _covariance, _missing, _pass, _rows, _sharding, _tuning, _validation
 from gmm_jax._params import GMMParams, check_params, check_params_and_data
-from gmm_jax._precision import float32_matmuls
+from gmm_jax._precision import float32_matmuls, with_matmul_precision
 
 __all__ = ["log_prob", "predict_proba", "predict", "score", "n_parameters", "bic", "aic", "scores"]
 
@@ -54,7 +54,8 @@ def scores(params: GMMParams, X, what: str, nan_policy: str = "raise"):
     return _scores(params.astype(X.dtype), X, what, layout(params, X, tuning), tuning)
 
 
-def log_prob(params: GMMParams, X, nan_policy: str = "raise") -> jax.Array:
+@with_matmul_precision
+def log_prob(params: GMMParams, X, nan_policy: str = "raise", *, matmul_precision: str | None = None) -> jax.Array:
     """Log density of each sample under the mixture (scikit-learn's ``score_samples``).
 
     Args:
@@ -65,6 +66,9 @@ def log_prob(params: GMMParams, X, nan_policy: str = "raise") -> jax.Array:
         the marginal log density of its observed entries (0 for a row with
         nothing observed: observing nothing has probability 1). The same
         option, with the same meaning, is on every scoring function.
+      matmul_precision: the precision of float32 matrix products, as in
+        :func:`gmm_jax.fit` (default: full float32); on every scoring
+        function.
 
     Returns:
       ``(n_samples,)`` log densities.
@@ -76,11 +80,13 @@ def log_prob(params: GMMParams, X, nan_policy: str = "raise") -> jax.Array:
       >>> round(float(gmm.log_prob(p, jnp.zeros((1, 2)))[0]), 6)  # -log(2 pi)
       -1.837877
     """
+    del matmul_precision  # in force around this call (with_matmul_precision)
     X = check_params_and_data(params, X, nan_policy=nan_policy)
     return scores(params, X, "log_prob", nan_policy)
 
 
-def predict_proba(params: GMMParams, X, nan_policy: str = "raise") -> jax.Array:
+@with_matmul_precision
+def predict_proba(params: GMMParams, X, nan_policy: str = "raise", *, matmul_precision: str | None = None) -> jax.Array:
     """Posterior probability of each component for each sample: ``(n_samples, n_components)``.
 
     Example:
@@ -90,11 +96,13 @@ def predict_proba(params: GMMParams, X, nan_policy: str = "raise") -> jax.Array:
       >>> gmm.predict_proba(p, jnp.array([[-5.0], [0.0]])).round(3).tolist()
       [[1.0, 0.0], [0.5, 0.5]]
     """
+    del matmul_precision  # in force around this call (with_matmul_precision)
     X = check_params_and_data(params, X, nan_policy=nan_policy)
     return scores(params, X, "proba", nan_policy)
 
 
-def predict(params: GMMParams, X, nan_policy: str = "raise") -> jax.Array:
+@with_matmul_precision
+def predict(params: GMMParams, X, nan_policy: str = "raise", *, matmul_precision: str | None = None) -> jax.Array:
     """Most probable component of each sample: ``(n_samples,)`` integer labels.
 
     Example:
@@ -104,6 +112,7 @@ def predict(params: GMMParams, X, nan_policy: str = "raise") -> jax.Array:
       >>> gmm.predict(p, jnp.array([[-4.0], [6.0]])).tolist()
       [0, 1]
     """
+    del matmul_precision  # in force around this call (with_matmul_precision)
     X = check_params_and_data(params, X, nan_policy=nan_policy)
     return scores(params, X, "labels", nan_policy)
 
@@ -115,7 +124,10 @@ def _weights_of(X, sample_weight, nan_policy="raise"):
     return _missing.informative_weights(X, w) if nan_policy == "marginalize" else w
 
 
-def score(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise") -> jax.Array:
+@with_matmul_precision
+def score(
+    params: GMMParams, X, sample_weight=None, nan_policy: str = "raise", *, matmul_precision: str | None = None
+) -> jax.Array:
     """Mean log density of the samples (weighted mean when ``sample_weight`` is given).
 
     ``nan_policy="marginalize"``: the mean observed-data log density over the
@@ -128,6 +140,7 @@ def score(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise") -
       >>> round(float(gmm.score(p, jnp.array([[-1.0], [1.0]]))), 4)  # -0.5 log(2 pi) - 0.5
       -1.4189
     """
+    del matmul_precision  # in force around this call (with_matmul_precision)
     X = check_params_and_data(params, X, nan_policy=nan_policy)
     w = _weights_of(X, sample_weight, nan_policy)
     return _weighted_mean(scores(params, X, "log_prob", nan_policy), w)
@@ -166,7 +179,10 @@ def _criterion(params, X, sample_weight, penalty_per_parameter, nan_policy):
     return total + n_parameters(params) * penalty_per_parameter(n)
 
 
-def bic(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise") -> jax.Array:
+@with_matmul_precision
+def bic(
+    params: GMMParams, X, sample_weight=None, nan_policy: str = "raise", *, matmul_precision: str | None = None
+) -> jax.Array:
     """Bayesian information criterion on ``X`` (lower is better), as scikit-learn defines it.
 
     ``-2 * log-likelihood + n_parameters * log(N)``. With ``sample_weight``,
@@ -183,10 +199,14 @@ def bic(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise") -> 
       >>> bool(gmm.bic(p1, X) < gmm.bic(p4, X))  # one Gaussian explains Gaussian data best
       True
     """
+    del matmul_precision  # in force around this call (with_matmul_precision)
     return _criterion(params, X, sample_weight, jnp.log, nan_policy)
 
 
-def aic(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise") -> jax.Array:
+@with_matmul_precision
+def aic(
+    params: GMMParams, X, sample_weight=None, nan_policy: str = "raise", *, matmul_precision: str | None = None
+) -> jax.Array:
     """Akaike information criterion on ``X`` (lower is better): ``-2 log-likelihood + 2 n_parameters``.
 
     ``sample_weight`` and ``nan_policy`` as in :func:`bic`.
@@ -198,5 +218,6 @@ def aic(params: GMMParams, X, sample_weight=None, nan_policy: str = "raise") -> 
       >>> bool(gmm.aic(p, X) < gmm.bic(p, X))  # log(200) > 2 per parameter
       True
     """
+    del matmul_precision  # in force around this call (with_matmul_precision)
     return _criterion(params, X, sample_weight, lambda n: 2.0, nan_policy)
 

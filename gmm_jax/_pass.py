@@ -345,14 +345,16 @@ class DiagPass:
     ``1 / 16`` of an explicit pass rather than all of it); when more
     components than slots exceed the budget, the whole pass is explicit. The
     choice is a ``lax.switch`` per chunk (under a batched ``vmap`` every
-    form runs). Up to ``tuning.diag_expand_min_d`` features the pass is
-    always explicit.
+    form runs). A pass over fewer than ``tuning.diag_expand_min_size``
+    rows x components x features is always explicit: there compiling the
+    switch costs more than the products save (``n_rows=None``: size not
+    known, expandable; ``0``: never).
     """
 
-    def __init__(self, tuning: Tuning, spherical: bool = False, expandable: bool = True):
+    def __init__(self, tuning: Tuning, spherical: bool = False, n_rows: int | None = None):
         self.tuning = tuning
         self.spherical = spherical
-        self.expandable = expandable
+        self.n_rows = n_rows
 
     def width(self, n_components, n_features):
         # The (K, B, D) residuals stream through fused element-wise loops with
@@ -365,8 +367,10 @@ class DiagPass:
         # step measured slower (91 -> 120 ms for 1e6 rows, K = D = 16).
         return 1
 
-    def _expands(self, n_features):
-        return self.expandable and n_features > self.tuning.diag_expand_min_d
+    def _expands(self, n_components, n_features):
+        if self.n_rows is None:
+            return True
+        return self.n_rows * n_components * n_features >= self.tuning.diag_expand_min_size
 
     @staticmethod
     def n_slots(n_components):
@@ -386,7 +390,7 @@ class DiagPass:
         _, slots = jax.lax.top_k(jnp.where(beyond, jnp.inf, kappa), self.n_slots(n_components))
         n_beyond = jnp.sum(beyond)
         form = jnp.where(n_beyond == 0, 0, jnp.where(n_beyond <= slots.shape[0], 1, 2)).astype(jnp.int32)
-        if not self._expands(means.shape[-1]):
+        if not self._expands(*means.shape):
             form = jnp.full((), 2, jnp.int32)
         return DiagConstants(means, factor, log_det, quadratic, kappa, slots, beyond[slots], form)
 
@@ -411,7 +415,7 @@ class DiagPass:
             exact = self._explicit_maha(consts.means[s], consts.factor[s], X)  # (m, B)
             return maha.at[s].set(jnp.where(consts.slot_explicit[:, None], exact, maha[s]))
 
-        if not self._expands(X.shape[-1]):
+        if not self._expands(*consts.means.shape):
             return self._explicit_maha(consts.means, consts.factor, X)
         return jax.lax.switch(consts.form, [
             lambda: self._expanded_maha(consts, X),
@@ -445,7 +449,7 @@ class DiagPass:
             exact = self._explicit_rdd(consts.means[s], X, resp[s])  # (m, D)
             return sums._replace(rdd=sums.rdd.at[s].set(jnp.where(consts.slot_explicit[:, None], exact, sums.rdd[s])))
 
-        if not self._expands(X.shape[-1]):
+        if not self._expands(*consts.means.shape):
             return explicit()
         return jax.lax.switch(consts.form, [lambda: self._expanded_sums(consts, X, resp), slotted, explicit])
 
@@ -458,18 +462,18 @@ class DiagPass:
         return -0.5 * (X.shape[-1] * _LOG_2PI + maha) + consts.log_det[:, None], DiagFeatures(X)
 
 
-def pass_for(covariance_type: str, tuning: Tuning, expandable: bool = True) -> CovariancePass:
-    """The pass of ``covariance_type`` under ``tuning`` (both static).
+def pass_for(covariance_type: str, tuning: Tuning, n_rows: int | None = None) -> CovariancePass:
+    """The pass of ``covariance_type`` under ``tuning`` over ``n_rows`` rows (all static).
 
-    ``expandable=False`` keeps the diag pass explicit (its rounding check
-    needs the true precision factor; see :class:`DiagPass`).
+    ``n_rows`` decides whether the diag pass may use its expansion (see
+    :class:`DiagPass`); ``0`` keeps it explicit.
     """
     _covariance.covariance_model(covariance_type)  # validates the name
     if covariance_type == "full":
         return FullPass(tuning)
     if covariance_type == "tied":
         return TiedPass(tuning)
-    return DiagPass(tuning, spherical=covariance_type == "spherical", expandable=expandable)
+    return DiagPass(tuning, spherical=covariance_type == "spherical", n_rows=n_rows)
 
 
 def chunk_rows(n_samples: int, n_components: int, n_features: int, covariance_type: str | None, tuning: Tuning):
@@ -539,7 +543,7 @@ def accumulate_statistics(params, X, w, chunk_size, center, tuning: Tuning) -> S
       center: ``(D,)`` subtracted from every row, or ``None``.
       tuning: the platform's ``Tuning`` (static).
     """
-    p = pass_for(params.covariance_type, tuning)
+    p = pass_for(params.covariance_type, tuning, X.shape[0])
     consts = p.constants(params.means, params.precisions_cholesky)
     log_weights = jnp.log(params.weights)
 
@@ -569,7 +573,7 @@ def statistics_from_responsibilities(
       shift: ``(K, D)`` in the centred coordinates.
       covariance_type, tuning, chunk_size, center: as in :func:`accumulate_statistics`.
     """
-    p = pass_for(covariance_type, tuning, expandable=False)  # the unit factor says nothing of the data's scale
+    p = pass_for(covariance_type, tuning, n_rows=0)  # explicit: the unit factor says nothing of the data's scale
     n_components, n_features = shift.shape
     consts = p.constants(shift, _covariance.covariance_model(covariance_type).unit_factor(
         n_components, n_features, X.dtype))  # fmt: skip
@@ -591,7 +595,7 @@ def criterion_sums(params, X, w, chunk_size, center, tuning: Tuning):
     The second is mclust's ICL term (the log responsibility of each row's
     most probable component).
     """
-    p = pass_for(params.covariance_type, tuning)
+    p = pass_for(params.covariance_type, tuning, X.shape[0])
     consts = p.constants(params.means, params.precisions_cholesky)
     log_weights = jnp.log(params.weights)
 
@@ -626,7 +630,7 @@ def map_scores(params, X, what: str, chunk_size, center, tuning: Tuning):
     """
     if what not in SCORES:
         raise ValueError(f"what must be one of {SCORES}, got {what!r}.")
-    p = pass_for(params.covariance_type, tuning)
+    p = pass_for(params.covariance_type, tuning, X.shape[0])
     consts = p.constants(params.means, params.precisions_cholesky)
     log_weights = jnp.log(params.weights)
 

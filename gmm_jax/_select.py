@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from gmm_jax import _driver, _likelihood, _missing, _pass, _prior, _sharding, _tuning, _validation
 from gmm_jax._em import STATUS_OK, FitResult
 from gmm_jax._params import GMMParams
-from gmm_jax._precision import float32_matmuls
+from gmm_jax._precision import float32_matmuls, with_matmul_precision
 
 __all__ = ["select", "SelectionResult", "CRITERIA"]
 
@@ -147,6 +147,7 @@ def _trim(result: FitResult, k: int) -> FitResult:
     return result._replace(params=GMMParams(p.weights[:k], p.means[:k], factor, p.covariance_type))
 
 
+@with_matmul_precision
 def select(
     key,
     X,
@@ -163,6 +164,7 @@ def select(
     chunk_size: int | None = None,
     prior="none",
     nan_policy: str = "raise",
+    matmul_precision: str | None = None,
 ) -> SelectionResult:
     """Chooses the number of components and the covariance type by an information criterion.
 
@@ -194,6 +196,7 @@ def select(
         of the observed entries; ``N`` counts the rows with something
         observed. ``prior="default"`` needs complete data (pass a
         ``ConjugatePrior`` instead).
+      matmul_precision: as in :func:`gmm_jax.fit`.
 
     Returns:
       A :class:`SelectionResult`.
@@ -208,6 +211,7 @@ def select(
       >>> sel.best.params.n_components
       2
     """
+    del matmul_precision  # in force around this call (with_matmul_precision)
     _validation.check_key(key)
     X = _validation.check_data(X, nan_policy=nan_policy)
     n_samples, n_features = X.shape

@@ -33,7 +33,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from gmm_jax import _driver, _em, _missing, _rows, _tuning, _validation
 from gmm_jax._em import FitResult
 from gmm_jax._params import GMMParams, check_init_params
-from gmm_jax._precision import float32_matmuls
+from gmm_jax._precision import float32_matmuls, with_matmul_precision
 
 __all__ = ["fit_stream"]
 
@@ -226,6 +226,7 @@ def _print_pass(iteration, log_likelihood, change, n_rows, seconds):
     )
 
 
+@with_matmul_precision
 def fit_stream(
     key,
     source,
@@ -243,6 +244,7 @@ def fit_stream(
     mesh: Mesh | None = None,
     prior=None,
     nan_policy: str = "raise",
+    matmul_precision: str | None = None,
 ) -> FitResult:
     """Fits a Gaussian mixture by exact EM to data streamed in host batches.
 
@@ -300,6 +302,7 @@ def fit_stream(
         ``gmm.distributed.data_mesh()``): every batch is split by rows over
         them, as :func:`gmm_jax.distributed.shard` does, and the statistics
         are reduced across devices by XLA.
+      matmul_precision: as in :func:`gmm_jax.fit`.
 
     Returns:
       A ``FitResult``, as from :func:`gmm_jax.fit`.
@@ -332,6 +335,7 @@ def fit_stream(
       >>> sorted(missing.params.means[:, 0].round().astype(int).tolist())
       [-4, 4]
     """
+    del matmul_precision  # in force around this call (with_matmul_precision)
     if isinstance(key, jax.core.Tracer):
         raise TypeError(
             "fit_stream reads its source on the host, one pass per EM iteration, so it cannot run inside "

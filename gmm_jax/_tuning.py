@@ -41,9 +41,10 @@ class Tuning(NamedTuple):
         it a reduction.
       feature_loop_d: up to this many features k-means sums exact distances
         feature by feature, with rows on the fast axis.
-      diag_expand_min_d: up to this many features the diag/spherical pass
-        is always explicit differences; beyond, it uses matrix products when
-        their rounding is within budget (``_pass.DiagPass``).
+      diag_expand_min_size: a diag/spherical pass over fewer rows x
+        components x features is explicit differences; from this size on it
+        uses matrix products where their rounding is within budget
+        (``_pass.DiagPass``).
       sequential_restarts_size: restarts of a fit of at least this many
         rows x components x features run one after another (``lax.map``)
         instead of side by side under ``vmap``.
@@ -56,7 +57,7 @@ class Tuning(NamedTuple):
     pairwise_norms_max_d: int
     unroll_components: int
     feature_loop_d: int
-    diag_expand_min_d: int
+    diag_expand_min_size: int
     sequential_restarts_size: int
 
 
@@ -69,7 +70,7 @@ CPU = Tuning(
     pairwise_norms_max_d=16,
     unroll_components=32,
     feature_loop_d=16,
-    diag_expand_min_d=4,
+    diag_expand_min_size=2**17,
     sequential_restarts_size=2**17,
 )
 

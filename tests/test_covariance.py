@@ -23,8 +23,11 @@ WIDTHS = (1, 2, 4, 5, 16, 17, 33)
 # (rows per chunk, tuning): unchunked and chunked on the CPU table, and for
 # the full pass (the only one the tables change beyond rows per chunk) also
 # chunked on the accelerator table: reduction norms, one chunk per loop step.
-LAYOUTS = {"unchunked": (None, _tuning.CPU), "chunked": (7, _tuning.CPU), "chunked-accelerator": (7, _tuning.ACCELERATOR)}
-QUICK = {(2, "unchunked"), (5, "chunked"), (17, "chunked-accelerator")}
+# The diag pass expands into matrix products only for passes of at least
+# diag_expand_min_size rows x components x features; "expanded" lowers that to 0.
+LAYOUTS = {"unchunked": (None, _tuning.CPU), "chunked": (7, _tuning.CPU), "chunked-accelerator": (7, _tuning.ACCELERATOR),
+           "chunked-expanded": (7, _tuning.CPU._replace(diag_expand_min_size=0))}  # fmt: skip
+QUICK = {(2, "unchunked"), (5, "chunked"), (17, "chunked-accelerator"), (17, "chunked-expanded")}
 
 
 def _cases():
@@ -32,6 +35,8 @@ def _cases():
         for n_features in WIDTHS:
             for layout in LAYOUTS:
                 if layout == "chunked-accelerator" and covariance_type != "full":
+                    continue
+                if layout == "chunked-expanded" and covariance_type not in ("diag", "spherical"):
                     continue
                 marks = () if (n_features, layout) in QUICK else (pytest.mark.slow,)
                 yield pytest.param(covariance_type, n_features, layout, marks=marks,
@@ -177,7 +182,7 @@ def test_each_diag_form_equals_the_reference_in_float64(covariance_type, n_featu
     np.testing.assert_allclose(s2, model.second_moment(X, resp.T, params.means), rtol=1e-10, atol=1e-10)
 
 
-def _narrow_far_components(covariance_type, n_components, n_far, n_features=17, n=400, seed=3):
+def _narrow_far_components(covariance_type, n_components, n_far, n_features=17, n=600, seed=3):
     """float64 params and rows: ``n_far`` components 1e4 of their own standard deviations from the data mean.
 
     The other components are broad and near the mean; a fifth of the rows sit
@@ -218,7 +223,7 @@ def test_diag_pass_keeps_float32_digits_for_narrow_components_far_from_the_data_
     params64, X64 = _narrow_far_components(covariance_type, n_components, n_far)
     params32, X32 = params64.astype(jnp.float32), X64.astype(jnp.float32)
     w32 = jnp.ones(X32.shape[0], jnp.float32)
-    p = _pass.pass_for(covariance_type, _tuning.CPU)
+    p = _pass.pass_for(covariance_type, _tuning.CPU, X32.shape[0])  # as the scoring and EM passes below
     consts = p.constants(params32.means, params32.precisions_cholesky)
     assert int(consts.form) == form
     log_prob = _pass.map_scores(params32, X32, "log_prob", 64, None, _tuning.CPU)
@@ -238,7 +243,8 @@ def test_diag_pass_takes_the_expansion_when_every_component_is_within_budget():
     params, X = _diag_params("diag", 64, 64, np.float32)
     consts = _pass.pass_for("diag", _tuning.CPU).constants(params.means, params.precisions_cholesky)
     assert int(consts.form) == 0 and consts.slots.shape == (4,)
-    # At and below tuning.diag_expand_min_d features the pass is always explicit.
-    small, _ = _diag_params("diag", 8, _tuning.CPU.diag_expand_min_d, np.float32)
-    consts = _pass.pass_for("diag", _tuning.CPU).constants(small.means, small.precisions_cholesky)
-    assert int(consts.form) == 2
+    # A pass smaller than tuning.diag_expand_min_size (rows x components x features) stays explicit.
+    n_rows = _tuning.CPU.diag_expand_min_size // (64 * 64)
+    for rows, form in ((n_rows, 0), (n_rows - 1, 2)):
+        consts = _pass.pass_for("diag", _tuning.CPU, rows).constants(params.means, params.precisions_cholesky)
+        assert int(consts.form) == form, rows

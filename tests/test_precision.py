@@ -33,3 +33,56 @@ def test_a_precision_chosen_by_the_caller_is_kept():
     with jax.default_matmul_precision("tensorfloat32"):
         precisions = dot_precisions(lowered_fit(X))
     assert precisions and ("HIGHEST", "HIGHEST") not in set(precisions)
+
+
+# --- the matmul_precision option --------------------------------------------------------------------------
+
+
+def _x32():
+    return jnp.asarray(np.random.default_rng(0).normal(size=(200, 6)), jnp.float32)
+
+
+def test_matmul_precision_option_sets_every_product_of_a_fit():
+    X = _x32()
+
+    def lowered(option):
+        return jax.jit(lambda X: gmm.fit(jax.random.key(0), X, 3, max_iter=5, matmul_precision=option)).lower(X).as_text()
+
+    assert set(dot_precisions(lowered("float32"))) == {("HIGHEST", "HIGHEST")}
+    tf32 = dot_precisions(lowered("tf32"))
+    assert len(tf32) > 5 and set(tf32) == {("HIGH", "HIGH")}  # JAX's "tensorfloat32"
+    bf16_3x = lowered("bf16_3x")
+    n_dots = bf16_3x.count("stablehlo.dot_general")
+    assert n_dots > 5 and bf16_3x.count("num_primitive_operations = 3") == n_dots  # BF16_BF16_F32_X3 on each
+
+
+def test_matmul_precision_option_reaches_the_scoring_functions():
+    X = _x32()
+    params = gmm.fit(jax.random.key(0), X, 3, max_iter=5).params
+    for fn in (gmm.log_prob, gmm.predict_proba, gmm.predict, gmm.score, gmm.bic, gmm.aic, gmm.e_step):
+        text = jax.jit(lambda X: fn(params, X, matmul_precision="tf32")).lower(X).as_text()
+        got = set(dot_precisions(text))
+        assert got == {("HIGH", "HIGH")}, (fn.__name__, got)
+
+
+def test_matmul_precision_option_keeps_the_callers_choice_by_default_and_compiles_per_value():
+    X = _x32()
+    with jax.default_matmul_precision("tensorfloat32"):
+        text = jax.jit(lambda X: gmm.log_prob(gmm.fit(jax.random.key(0), X, 2, max_iter=3).params, X)).lower(X).as_text()
+    assert set(dot_precisions(text)) == {("HIGH", "HIGH")}
+    # One process, both values: the second call must not reuse the first's program.
+    params = gmm.fit(jax.random.key(0), X, 2, max_iter=3).params
+    full = gmm.log_prob(params, X, matmul_precision="float32")
+    np.testing.assert_allclose(gmm.log_prob(params, X, matmul_precision="bf16_3x"), full, rtol=1e-4)
+    np.testing.assert_array_equal(gmm.log_prob(params, X), full)
+
+
+def test_matmul_precision_option_rejects_unknown_values_before_tracing():
+    import pytest
+
+    X = _x32()
+    for bad in ("fp16", "TF32", 32):
+        with pytest.raises(ValueError, match=r"matmul_precision must be one of \('float32', 'bf16_3x', 'tf32'\).*got"):
+            gmm.fit(jax.random.key(0), X, 2, matmul_precision=bad)
+    with pytest.raises(ValueError, match="matmul_precision"):
+        gmm.log_prob(gmm.fit(jax.random.key(0), X, 2, max_iter=2).params, X, matmul_precision="highest")
