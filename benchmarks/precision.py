@@ -10,7 +10,10 @@ with each ``matmul_precision``, and reports per option:
 * the largest error of ``log_prob`` on the data under the float64 fit's
   parameters (absolute, in nats) and its median;
 * the largest error of the fitted means (in units of each component's
-  standard deviation) and of the covariances (relative);
+  standard deviation) and of the covariances (relative to the largest
+  entry), over the components with at least 10 rows in both fits (EM from
+  random rows empties or collapses a few of case b's 64 components, and
+  float32 and float64 do not empty the same ones: those are counted apart);
 * the time per EM iteration (best of 3, after compiling).
 
 On a CPU every option computes full float32 products (XLA's CPU backend has
@@ -76,15 +79,17 @@ def measure(n: int, n_iter: int) -> dict:
             got = _fit(X32, start, n_iter, option)
             log_prob = np.asarray(gmm.log_prob(ref.params.astype(jnp.float32), X32, matmul_precision=option), np.float64)
             err = np.abs(log_prob - ref_log_prob)
+            kept = (np.asarray(ref.params.weights) * n >= 10) & (np.asarray(got.params.weights) * n >= 10)
+            mean_err = np.abs(np.asarray(got.params.means, np.float64) - np.asarray(ref.params.means)) / sd
+            cov_err = np.abs(np.asarray(got.params.covariances, np.float64) - cov_ref)
             rows[option] = {
-                "log_likelihood_rel_error": abs(float(got.log_likelihood) - float(ref.log_likelihood))
-                / abs(float(ref.log_likelihood)),
+                "components_compared": int(kept.sum()),
+                "log_likelihood_rel_error": abs(float(got.lower_bound) - float(ref.lower_bound))
+                / abs(float(ref.lower_bound)),
                 "log_prob_max_abs_error": float(err.max()),
                 "log_prob_median_abs_error": float(np.median(err)),
-                "means_max_error_sd": float(np.max(np.abs(np.asarray(got.params.means, np.float64)
-                                                          - np.asarray(ref.params.means)) / sd)),  # fmt: skip
-                "covariances_max_rel_error": float(np.max(np.abs(np.asarray(got.params.covariances, np.float64) - cov_ref))
-                                                   / np.max(np.abs(cov_ref))),  # fmt: skip
+                "means_max_error_sd": float(np.max(mean_err[kept])),
+                "covariances_max_rel_error": float(np.max(cov_err[kept]) / np.max(np.abs(cov_ref[kept]))),
                 "seconds_per_iteration": _seconds_per_iteration(X32, start, option),
             }
             print(f"{name} {option:8s} " + " ".join(f"{k}={v:.3g}" for k, v in rows[option].items()), flush=True)
@@ -102,18 +107,22 @@ def markdown(report: dict) -> str:
         "`python -m benchmarks.precision`.",
         "",
         "| case | matmul_precision | mean log-lik. rel. error | log_prob max / median abs. error (nats) "
-        "| means max error (sd) | covariances max rel. error | time / iteration |",
-        "|---|---|---|---|---|---|---|",
+        "| components compared | means max error (sd) | covariances max rel. error | time / iteration |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, rows in report["cases"].items():
         for option, r in rows.items():
             lines.append(
                 f"| {name} | `{option}` | {r['log_likelihood_rel_error']:.1e} | {r['log_prob_max_abs_error']:.1e} / "
-                f"{r['log_prob_median_abs_error']:.1e} | {r['means_max_error_sd']:.1e} | "
+                f"{r['log_prob_median_abs_error']:.1e} | {r['components_compared']} | {r['means_max_error_sd']:.1e} | "
                 f"{r['covariances_max_rel_error']:.1e} | {r['seconds_per_iteration'] * 1e3:.1f} ms |"
             )
     if m["jax_backend"] == "cpu":
-        lines += ["", "On a CPU all three compute full float32 products: the rows differ only by timing noise."]
+        lines += ["", "On a CPU all three compute full float32 products: the full-covariance rows differ only by "
+                  "timing noise. In the diag rows, `bf16_3x` and `tf32` take the explicit pass (the diag pass's "
+                  "rounding check counts the coarser products they would have on an accelerator), hence their "
+                  "smaller log_prob error and their time. The fitted parameters differ from float64's by what EM's "
+                  "path does with components it nearly empties, the same for every option."]
     return "\n".join(lines) + "\n"
 
 
