@@ -341,47 +341,44 @@ def _square_dot_time(flops: float, repeats: int) -> tuple[float, int]:
     return t, size
 
 
-@case("f", "roofline: case a's FLOPs as one plain jnp.dot vs one EM iteration")
-def case_f(s: Settings, case_a_result: dict | None = None) -> dict:
-    size = _size(s, dict(n=1_000_000, d=16, k=16), dict(n=20_000, d=8, k=4), _LARGE_A)
-    n, d, k = size["n"], size["d"], size["k"]
-    if not (case_a_result and "per_iter_s" in case_a_result["libs"].get("gmm_jax", {})):
-        # Case a did not run (or gmm_jax failed there): time gmm_jax alone the same way.
-        case_a_result = _per_iteration(dataclasses.replace(s, libs=("gmm_jax",)), **size, covariance_type="full")
-    mine = case_a_result["libs"]["gmm_jax"]
+def _roofline(s: Settings, per_iteration: dict | None, size: dict, covariance_type: str, flops: float,
+              formula: str) -> dict:
+    """``flops`` as one square ``jnp.dot`` against one gmm_jax EM iteration of ``size``.
+
+    ``per_iteration`` is that case's ``_per_iteration`` result when it ran in
+    this process; otherwise gmm_jax alone is timed the same way.
+    """
+    if not (per_iteration and "per_iter_s" in per_iteration["libs"].get("gmm_jax", {})):
+        per_iteration = _per_iteration(dataclasses.replace(s, libs=("gmm_jax",)), **size,
+                                       covariance_type=covariance_type)  # fmt: skip
+    mine = per_iteration["libs"]["gmm_jax"]
     if "per_iter_s" not in mine:
-        return {"size": dict(size, covariance_type="full"), "libs": {}, "error": mine.get("error", "no EM time")}
+        return {"size": dict(size, covariance_type=covariance_type), "libs": {}, "error": mine.get("error", "no EM time")}
     em = mine["per_iter_s"]
-    # Textbook EM for full covariances: the E-step's (x - mu_k) @ L_k and the
-    # M-step's sum_n r_nk (x - mu_k)(x - mu_k)^T are each 2*N*K*D^2 FLOPs.
-    flops = 4.0 * n * k * d * d
     t_dot, dot_size = _square_dot_time(flops, s.repeats)
     print(f"    dot {t_dot * 1e3:.2f} ms, EM {em * 1e3:.2f} ms: {t_dot / em:.0%}", flush=True)
-    return {"size": dict(size, covariance_type="full"), "nominal_flops": flops,
+    return {"size": dict(size, covariance_type=covariance_type), "nominal_flops": flops, "flops_formula": formula,
             "dot_size": dot_size, "dot_s": t_dot, "dot_gflops": flops / t_dot / 1e9,
             "em_per_iter_s": em, "em_nominal_gflops": flops / em / 1e9,
             "fraction_of_matmul_speed": t_dot / em, "libs": {}}
+
+
+@case("f", "roofline: case a's FLOPs as one plain jnp.dot vs one EM iteration")
+def case_f(s: Settings, case_a_result: dict | None = None) -> dict:
+    size = _size(s, dict(n=1_000_000, d=16, k=16), dict(n=20_000, d=8, k=4), _LARGE_A)
+    # Textbook EM for full covariances: the E-step's (x - mu_k) @ L_k and the
+    # M-step's sum_n r_nk (x - mu_k)(x - mu_k)^T are each 2*N*K*D^2 FLOPs.
+    flops = 4.0 * size["n"] * size["k"] * size["d"] ** 2
+    return _roofline(s, case_a_result, size, "full", flops, "4·N·K·D²")
 
 
 @case("fd", "roofline, diag: case b's FLOPs as one plain jnp.dot vs one EM iteration")
 def case_fd(s: Settings, case_b_result: dict | None = None) -> dict:
     size = _size(s, dict(n=1_000_000, d=64, k=64), dict(n=20_000, d=16, k=8))
-    n, d, k = size["n"], size["d"], size["k"]
-    if not (case_b_result and "per_iter_s" in case_b_result["libs"].get("gmm_jax", {})):
-        case_b_result = _per_iteration(dataclasses.replace(s, libs=("gmm_jax",)), **size, covariance_type="diag")
-    mine = case_b_result["libs"]["gmm_jax"]
-    if "per_iter_s" not in mine:
-        return {"size": dict(size, covariance_type="diag"), "libs": {}, "error": mine.get("error", "no EM time")}
-    em = mine["per_iter_s"]
     # Diag EM as matrix products: the E-step's distances [x^2, x] @ [P, -2 mu P]^T
     # and the M-step's R @ [x, x^2] are each 2*N*K*(2D) FLOPs.
-    flops = 8.0 * n * k * d
-    t_dot, dot_size = _square_dot_time(flops, s.repeats)
-    print(f"    dot {t_dot * 1e3:.2f} ms, EM {em * 1e3:.2f} ms: {t_dot / em:.0%}", flush=True)
-    return {"size": dict(size, covariance_type="diag"), "nominal_flops": flops, "flops_formula": "8·N·K·D",
-            "dot_size": dot_size, "dot_s": t_dot, "dot_gflops": flops / t_dot / 1e9,
-            "em_per_iter_s": em, "em_nominal_gflops": flops / em / 1e9,
-            "fraction_of_matmul_speed": t_dot / em, "libs": {}}
+    flops = 8.0 * size["n"] * size["k"] * size["d"]
+    return _roofline(s, case_b_result, size, "diag", flops, "8·N·K·D")
 
 
 @case("mem", "peak memory of a full fit (fresh process), relative to the size of X")
