@@ -360,7 +360,7 @@ class DiagPass:
         # Sized for the explicit form, whose (K, B, D) residuals stream through
         # fused element-wise loops: ~4x the rows per chunk of the full pass
         # (1024 vs 256 rows for K = D = 64 on 2 cores). The expanded form
-        # measured the same from 256 to 1024 rows (269-307 ms, N=3e5, D=K=64).
+        # measured the same from 256 to 1024 rows (299-307 ms, N=3e5, D=K=64).
         return max(1, n_components * n_features // 4)
 
     def unroll(self):
