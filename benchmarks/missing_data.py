@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_jax import _em, _missing, _rows
+from gmm_jax import _em, _missing, _pass, _tuning
 from gmm_jax._params import GMMParams
 
 CASES = {"full": dict(n=100_000, d=16, k=8), "diag": dict(n=1_000_000, d=64, k=64)}
@@ -55,13 +55,18 @@ def run_case(covariance_type, n, d, k, fraction, repeats, seed=0):
     X_missing[rng.random(X.shape) < fraction] = np.nan
     params = _start(rng, X, k, covariance_type)
     w = jnp.ones((n,), jnp.float32)
-    chunk = _rows.default_chunk_size(n, k, d, covariance_type)
+    tuning = _tuning.for_platform(jax.default_backend())
+    chunk = _pass.chunk_rows(n, k, d, covariance_type, tuning)
     n_slots = _missing.max_missing(X_missing) if covariance_type == "full" else 0
-    chunk_missing = _missing.missing_chunk_size(n, k, d, covariance_type, n_slots)
+    chunk_missing = _missing.missing_chunk_size(n, k, d, covariance_type, n_slots, tuning)
+    center = jnp.zeros((d,), jnp.float32)
 
     @functools.partial(jax.jit, static_argnames=("n_slots", "chunk_size"))
     def iteration(params, X, n_slots, chunk_size):
-        return _em.em_iteration(params, X, w, 1e-6, chunk_size, None, n_slots)[:2]
+        # What one iteration of gmm.fit runs: the pass (or its missing-data variant), then the M-step.
+        stats = _em.statistics(params, X, w, chunk_size, center, tuning, n_slots)
+        update = _em.em_update(stats, params, jnp.float32(1e-6))
+        return update.log_likelihood, update.params
 
     X_dev, Xm_dev = jnp.asarray(X), jnp.asarray(X_missing)
     complete = _best(lambda: iteration(params, X_dev, None, chunk), repeats)
