@@ -41,6 +41,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 import gmm_jax as gmm
 from gmm_jax import _covariance, _validation
 from gmm_jax._driver import restart_keys
+from gmm_jax._precision import MATMUL_PRECISIONS
 
 __all__ = ["GaussianMixture"]
 
@@ -163,6 +164,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
       verbose_interval: iterations between two printed lines.
       chunk_size: rows per chunk in each pass of the engine (bounds memory
         for large data); None chooses one (:func:`gmm_jax.fit`).
+      matmul_precision: the arithmetic of the engine's matrix products in
+        ``fit`` and in every scoring method: None (full float32 unless
+        ``jax.default_matmul_precision`` chose otherwise), ``"float32"``,
+        ``"bf16_3x"`` or ``"tf32"`` (as in :func:`gmm_jax.fit`; the last two
+        are faster on GPUs and less accurate).
 
     Attributes:
       weights_: ``(n_components,)`` mixing weights.
@@ -199,6 +205,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         **_SklearnGaussianMixture._parameter_constraints,
         "init_params": [StrOptions(set(_validation.INITS))],  # scikit-learn's four and mclust's "hierarchical"
         "chunk_size": [numbers.Integral, None],
+        "matmul_precision": [StrOptions(set(MATMUL_PRECISIONS)), None],
     }
 
     def __init__(
@@ -219,6 +226,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose=0,
         verbose_interval=10,
         chunk_size=None,
+        matmul_precision=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -235,6 +243,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.chunk_size = chunk_size
+        self.matmul_precision = matmul_precision
 
     # ------------------------------------------------------------------
     # Fitting
@@ -272,6 +281,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         options = dict(
             covariance_type=self.covariance_type, init=self.init_params, max_iter=self.max_iter, tol=self.tol,
             reg_covar=self.reg_covar, sample_weight=sample_weight, chunk_size=self.chunk_size,
+            matmul_precision=self.matmul_precision,
         )  # fmt: skip
         warm = self.warm_start and hasattr(self, "converged_")
         key = None if warm else _jax_key(self.random_state)
@@ -393,19 +403,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def score_samples(self, X):
         """Log density of each row of ``X`` under the mixture: ``(n_samples,)``."""
-        return np.asarray(gmm.log_prob(*self._model_and_data(X)))
+        return np.asarray(gmm.log_prob(*self._model_and_data(X), matmul_precision=self.matmul_precision))
 
     def score(self, X, y=None):
         """Mean log density of the rows of ``X`` (a float; higher is better)."""
-        return float(gmm.score(*self._model_and_data(X)))
+        return float(gmm.score(*self._model_and_data(X), matmul_precision=self.matmul_precision))
 
     def predict(self, X):
         """Most probable component of each row of ``X``: ``(n_samples,)`` integer labels."""
-        return np.asarray(gmm.predict(*self._model_and_data(X))).astype(np.intp)
+        return np.asarray(gmm.predict(*self._model_and_data(X), matmul_precision=self.matmul_precision)).astype(np.intp)
 
     def predict_proba(self, X):
         """Posterior probability of each component for each row: ``(n_samples, n_components)``."""
-        return np.asarray(gmm.predict_proba(*self._model_and_data(X)))
+        return np.asarray(gmm.predict_proba(*self._model_and_data(X), matmul_precision=self.matmul_precision))
 
     def sample(self, n_samples=1):
         """Draws ``n_samples`` rows from the fitted mixture.
@@ -438,8 +448,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def bic(self, X):
         """Bayesian information criterion on ``X`` (lower is better)."""
-        return float(gmm.bic(*self._model_and_data(X)))
+        return float(gmm.bic(*self._model_and_data(X), matmul_precision=self.matmul_precision))
 
     def aic(self, X):
         """Akaike information criterion on ``X`` (lower is better)."""
-        return float(gmm.aic(*self._model_and_data(X)))
+        return float(gmm.aic(*self._model_and_data(X), matmul_precision=self.matmul_precision))

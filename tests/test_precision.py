@@ -86,3 +86,60 @@ def test_matmul_precision_option_rejects_unknown_values_before_tracing():
             gmm.fit(jax.random.key(0), X, 2, matmul_precision=bad)
     with pytest.raises(ValueError, match="matmul_precision"):
         gmm.log_prob(gmm.fit(jax.random.key(0), X, 2, max_iter=2).params, X, matmul_precision="highest")
+
+
+def test_matmul_precision_option_reaches_every_step_of_an_online_fit(monkeypatch):
+    from gmm_jax import _online
+
+    seen = []
+    step = _online._online_step
+
+    def spy(*args, **kwargs):  # the precision in force when a batch's step is traced and run
+        seen.append(jax.config.jax_default_matmul_precision)
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(_online, "_online_step", spy)
+    batches = [_x32()[i * 50:(i + 1) * 50] for i in range(4)]
+    gmm.fit_online(jax.random.key(0), batches, 2, matmul_precision="tf32")
+    assert seen == ["tensorfloat32"] * 4
+    seen.clear()
+    gmm.fit_online(jax.random.key(0), batches, 2)
+    assert seen == [None] * 4  # the caller's choice (none): full float32 inside the step
+    import pytest
+
+    with pytest.raises(ValueError, match="matmul_precision must be one of"):
+        gmm.fit_online(jax.random.key(0), batches, 2, matmul_precision="fp16")
+
+
+def test_the_estimator_runs_fit_and_every_scoring_method_under_its_matmul_precision(monkeypatch):
+    import pytest
+
+    pytest.importorskip("sklearn")
+    from gmm_jax import _em
+    from gmm_jax.sklearn import GaussianMixture
+
+    X = np.asarray(_x32())
+    in_force = []
+    statistics = _em.statistics
+
+    def spy_statistics(*args, **kwargs):  # every EM pass of the fit, traced under the precision in force
+        in_force.append(jax.config.jax_default_matmul_precision)
+        return statistics(*args, **kwargs)
+
+    monkeypatch.setattr(_em, "statistics", spy_statistics)
+    jax.clear_caches()  # the fit's programs are traced again, through the spy
+    model = GaussianMixture(2, random_state=0, max_iter=500, matmul_precision="bf16_3x").fit(X)
+    assert in_force and set(in_force) == {"BF16_BF16_F32_X3"}
+
+    passed = []
+    for name in ("log_prob", "score", "predict", "predict_proba", "bic", "aic"):
+        def spy(*args, _fn=getattr(gmm, name), _name=name, **kwargs):
+            passed.append((_name, kwargs.get("matmul_precision")))
+            return _fn(*args, **kwargs)
+
+        monkeypatch.setattr(gmm, name, spy)
+    for method in ("score_samples", "score", "predict", "predict_proba", "bic", "aic"):
+        getattr(model, method)(X)
+    assert passed == [(name, "bf16_3x") for name in ("log_prob", "score", "predict", "predict_proba", "bic", "aic")]
+    with pytest.raises(ValueError, match="matmul_precision"):
+        GaussianMixture(2, matmul_precision="fp16").fit(X)
