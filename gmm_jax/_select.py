@@ -190,7 +190,9 @@ def select(
         ``priorControl()``: ``ConjugatePrior.default(X, K, type)`` for each
         cell, whose scale depends on ``K``), or one ``ConjugatePrior`` for
         every cell. The criterion uses the plain log-likelihood of the MAP
-        fit, as mclust's BIC does.
+        fit, as mclust's BIC does; with ``n_init > 1`` each cell keeps, as
+        ``fit`` does, the restart of highest posterior, which is not always
+        the one of lowest criterion (tests/reference/bic_comparison.md).
       nan_policy: as in :func:`gmm_jax.fit`: with ``"marginalize"`` every
         fit is the missing-data EM and the criterion uses the log-likelihood
         of the observed entries; ``N`` counts the rows with something
