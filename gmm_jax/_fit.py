@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from gmm_jax import _driver, _missing, _pass, _sharding, _tuning, _validation
-from gmm_jax._precision import with_matmul_precision
 from gmm_jax._em import FitResult
 from gmm_jax._params import GMMParams
+from gmm_jax._precision import with_matmul_precision
 
 __all__ = ["fit"]
 

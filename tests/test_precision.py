@@ -5,6 +5,7 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import gmm_jax as gmm
 
@@ -78,8 +79,6 @@ def test_matmul_precision_option_keeps_the_callers_choice_by_default_and_compile
 
 
 def test_matmul_precision_option_rejects_unknown_values_before_tracing():
-    import pytest
-
     X = _x32()
     for bad in ("fp16", "TF32", 32):
         with pytest.raises(ValueError, match=r"matmul_precision must be one of \('float32', 'bf16_3x', 'tf32'\).*got"):
@@ -105,15 +104,11 @@ def test_matmul_precision_option_reaches_every_step_of_an_online_fit(monkeypatch
     seen.clear()
     gmm.fit_online(jax.random.key(0), batches, 2)
     assert seen == [None] * 4  # the caller's choice (none): full float32 inside the step
-    import pytest
-
     with pytest.raises(ValueError, match="matmul_precision must be one of"):
         gmm.fit_online(jax.random.key(0), batches, 2, matmul_precision="fp16")
 
 
 def test_the_estimator_runs_fit_and_every_scoring_method_under_its_matmul_precision(monkeypatch):
-    import pytest
-
     pytest.importorskip("sklearn")
     from gmm_jax import _em
     from gmm_jax.sklearn import GaussianMixture
