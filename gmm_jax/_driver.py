@@ -68,6 +68,7 @@ class FitOptions(NamedTuple):
     tuning: Tuning
     differentiate: str = "unrolled"  # "unrolled" | "implicit": how a fit's derivatives are formed
     n_slots: int | None = None  # missing data: at most this many NaN per row (_missing); None: complete data
+    slot_groups: _missing.SlotGroups | None = None  # missing data: EM on rows sorted by NaN count (_missing)
 
 
 DIFFERENTIATE = ("unrolled", "implicit")
@@ -84,6 +85,7 @@ def fit_options(
         known yet: ``n_components`` is checked against it later, and the
         default ``chunk_size`` is chosen per batch).
       n_blocks: row blocks of sharded data (chunks stay within each block).
+      n_slots: missing data: the bound on NaN entries per row (None: complete data).
     """
     n_components = _validation.check_int(n_components, "n_components", 1)
     if n_samples is not None and n_components > n_samples:
@@ -108,6 +110,18 @@ def fit_options(
         raise ValueError(f"differentiate must be one of {DIFFERENTIATE}, got {differentiate!r}.")
     return FitOptions(n_components, covariance_type, init, n_init, max_iter, chunk_size, verbose, tuning, differentiate,
                       n_slots)  # fmt: skip
+
+
+def with_slot_groups(options: FitOptions, X, chunk_size=None) -> FitOptions:
+    """``options`` with the slot groups of a concrete ``X`` with missing data (``_missing.slot_groups``).
+
+    ``chunk_size``: the caller's (validated) rows per chunk, or None. Sharded
+    rows keep one bound for all rows: sorting them would gather them.
+    """
+    if options.n_slots is None or isinstance(options.chunk_size, _rows.RowBlocks):
+        return options
+    groups = _missing.slot_groups(X, options.covariance_type, options.n_components, options.tuning, chunk_size)
+    return options._replace(slot_groups=groups)
 
 
 def batch_layout(options: FitOptions, n_rows: int, n_features: int, n_devices: int = 1, n_slots=None):
@@ -276,10 +290,16 @@ def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, optio
         return _init.initialize(key, X_init, w, options.n_components, options.covariance_type, init, reg_covar,
                                 options.chunk_size, center, options.tuning, n_active, prior, hierarchy)  # fmt: skip
 
+    # Missing data in slot groups: EM runs on the rows sorted by their NaN
+    # count (sorted once, shared by the restarts); the start above used X.
+    X_em, w_em, slots = X, w, options.n_slots
+    if options.slot_groups is not None:
+        (X_em, w_em), slots = _missing.sorted_rows(X, w), options.slot_groups
+
     def run(start, restart):
-        data = EMData(X, w, tol, reg_covar, center, init_lower_bound, restart, active, prior)
+        data = EMData(X_em, w_em, tol, reg_covar, center, init_lower_bound, restart, active, prior)
         return _em.run_em(start, data, max_iter=options.max_iter, chunk_size=options.chunk_size,
-                          tuning=options.tuning, verbose=options.verbose, n_slots=options.n_slots)  # fmt: skip
+                          tuning=options.tuning, verbose=options.verbose, n_slots=slots)  # fmt: skip
 
     if options.n_init == 1:
         result = run(start(key, options.init), jnp.zeros((), jnp.int32))

@@ -203,10 +203,13 @@ def statistics(params: GMMParams, X, w, chunk_size, center, tuning, n_slots=None
     """One E-step pass: the fused pass, or (``n_slots`` not None) its missing-data variant.
 
     ``n_slots`` (static) bounds the NaN entries per row of data with missing
-    values (``_missing``); ``None`` for complete data.
+    values (``_missing``), or is a ``_missing.SlotGroups`` of rows sorted by
+    their NaN count (``_missing.sorted_rows``); ``None`` for complete data.
     """
     if n_slots is None:
         return _pass.accumulate_statistics(params, X, w, chunk_size, center, tuning)
+    if isinstance(n_slots, _missing.SlotGroups):
+        return SufficientStatistics(*_missing.accumulate_grouped(n_slots, params, X, w, center, tuning))
     model = _missing.missing_model(params.covariance_type, n_slots)
     return SufficientStatistics(*_missing.accumulate_sums(
         model, params.means, params.precisions_cholesky, params.weights, X, w, chunk_size, center))  # fmt: skip

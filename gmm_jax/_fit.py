@@ -165,6 +165,7 @@ def fit(
         init=init, n_init=n_init, max_iter=max_iter, verbose=verbose, chunk_size=chunk_size, tuning=tuning,
         n_blocks=n_blocks, differentiate=differentiate, n_slots=n_slots,
     )  # fmt: skip
+    options = _driver.with_slot_groups(options, X, chunk_size)
     tol, reg_covar = _driver.check_tolerances(tol, reg_covar, X.dtype)
     w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype)
     init_params, init_lower_bound = _driver.check_warm_start(

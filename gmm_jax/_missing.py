@@ -69,6 +69,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -79,7 +80,10 @@ from gmm_jax import _covariance, _pass, _rows, _tuning, _validation
 from gmm_jax._params import check_params_and_data
 from gmm_jax._precision import float32_matmuls
 
-__all__ = ["impute", "missing_model", "informative_weights", "max_missing", "missing_chunk_size"]
+__all__ = [
+    "SlotGroups", "impute", "missing_model", "informative_weights", "max_missing", "missing_chunk_size",
+    "slot_groups", "sorted_rows",
+]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -118,6 +122,56 @@ def _slots(miss, n_slots):
     idx = jnp.sum(jnp.where(in_slot, jnp.arange(n_features, dtype=jnp.int32)[None, None, :], 0), axis=2)
     valid = jnp.arange(n_slots)[None, :] < jnp.sum(miss, axis=1)[:, None]
     return idx, valid, jnp.clip(rank, 0, n_slots - 1)
+
+
+def _residuals(consts, X):
+    """The full pass's per-row quantities of a chunk ``X`` (B, D) with NaN entries.
+
+    Returns ``miss`` (B, D), the observed count (B,), the residuals ``r``
+    (K, D, B) with zeros in the missing entries, ``g = Lambda r`` (K, D, B)
+    and ``r^T Lambda r`` (K, B).
+    """
+    means, precision = consts["means"], consts["precision"]
+    miss = jnp.isnan(X)
+    n_obs = jnp.sum(~miss, axis=1).astype(X.dtype)
+    X0 = jnp.where(miss, 0.0, X)  # no NaN reaches an operation (nor a derivative)
+    r = jnp.where(miss.T[None], 0.0, X0.T[None] - means[:, :, None])
+    g = jnp.einsum("kde,keb->kdb", precision, r)
+    return miss, n_obs, r, g, jnp.sum(r * g, axis=1)
+
+
+def _slot_entries(g, idx_t, valid_t):
+    """``g_m`` (K, S, B): the entries of ``g`` (K, D, B) at each row's slots ``idx_t`` (S, B), zero where unused."""
+    n_components, n_slots, n_rows = g.shape[0], idx_t.shape[0], g.shape[2]
+    gm = jnp.take_along_axis(g, jnp.broadcast_to(idx_t[None], (n_components, n_slots, n_rows)), axis=1)
+    return jnp.where(valid_t[None], gm, 0.0)
+
+
+def _precision_blocks(precision, idx_t, valid_t):
+    """``Lambda_mm`` (K, S, S, X) of ``precision`` (K, D, D) at the slots ``idx_t`` (S, X).
+
+    A gather of ``S^2`` entries per (component, column); an identity block in
+    the unused slots (``valid_t`` False), so that sweeping them changes nothing.
+    """
+    n_components, n_features = precision.shape[:2]
+    n_slots = idx_t.shape[0]
+    flat = idx_t[:, None, :] * n_features + idx_t[None, :, :]  # (S, S, X)
+    lmm = jnp.take(precision.reshape(n_components, n_features * n_features), flat, axis=1)
+    both = valid_t[:, None, :] & valid_t[None, :, :]
+    return jnp.where(both[None], lmm, jnp.eye(n_slots, dtype=precision.dtype)[None, :, :, None])
+
+
+def _completed(r, c, miss, pos):
+    """``r`` (K, D, B) with each missing feature replaced by its slot's entry of ``c`` (K, S, B).
+
+    One select per slot, not a gather: fused after the sweep, XLA's gathers
+    measured 4-7x slower (benchmarks/README.md, "Missing data").
+    """
+    slot_of = jnp.where(miss, pos, -1).T  # (D, B), -1 where observed
+    e = r
+    for j in range(c.shape[1]):
+        e = jnp.where((slot_of == j)[None], c[:, j][:, None, :], e)
+    return e
 
 
 def _sweep(M, n_pivots):
@@ -169,30 +223,14 @@ class MissingFull:
         )
 
     def chunk_log_prob(self, consts, X):
-        means, precision = consts["means"], consts["precision"]
-        n_components, n_features = means.shape
-        n_rows = X.shape[0]
-        miss = jnp.isnan(X)  # (B, D)
-        n_obs = jnp.sum(~miss, axis=1).astype(X.dtype)  # (B,)
-        X0 = jnp.where(miss, 0.0, X)  # no NaN reaches an operation (nor a derivative)
-        # Residuals with zeros in the missing entries: (K, D, B).
-        r = jnp.where(miss.T[None], 0.0, X0.T[None] - means[:, :, None])
-        g = jnp.einsum("kde,keb->kdb", precision, r)  # Lambda_k r
-        maha = jnp.sum(r * g, axis=1)  # r^T Lambda r, (K, B)
+        miss, n_obs, r, g, maha = _residuals(consts, X)
         log_det = jnp.broadcast_to(consts["log_det"][:, None], maha.shape)
         if self.n_slots == 0:  # no row misses anything: the complete-data density
             return -0.5 * (n_obs[None] * _LOG_2PI + maha) + log_det, (r, None, miss, None)
         s = self.n_slots
         idx, valid, pos = _slots(miss, s)
-        idx_t, valid_t = idx.T, valid.T  # (S, B)
-        gm = jnp.take_along_axis(g, jnp.broadcast_to(idx_t[None], (n_components, s, n_rows)), axis=1)
-        gm = jnp.where(valid_t[None], gm, 0.0)  # (K, S, B)
-        # Lambda_mm for every (component, row): a gather of S^2 entries, an
-        # identity block in the unused slots.
-        flat = idx_t[:, None, :] * n_features + idx_t[None, :, :]  # (S, S, B)
-        lmm = jnp.take(precision.reshape(n_components, n_features * n_features), flat, axis=1)  # (K, S, S, B)
-        both = valid_t[:, None, :] & valid_t[None, :, :]
-        lmm = jnp.where(both[None], lmm, jnp.eye(s, dtype=X.dtype)[None, :, :, None])
+        gm = _slot_entries(g, idx.T, valid.T)  # (K, S, B)
+        lmm = _precision_blocks(consts["precision"], idx.T, valid.T)  # (K, S, S, B)
         # [[Lambda_mm, g_m], [g_m^T, r^T Lambda r]] swept on the slots gives
         # -Lambda_mm^-1 (the conditional covariance), Lambda_mm^-1 g_m (minus
         # the conditional mean's offset), the observed block's Mahalanobis
@@ -210,15 +248,7 @@ class MissingFull:
         if swept is None:
             return r
         s = swept.shape[1] - 1
-        c = -swept[:, :s, s, :]  # x^_m - mu_m = -Lambda_mm^-1 g_m: (K, S, B)
-        # Each missing feature takes its slot's entry: one select per slot,
-        # not a gather (fused after the sweep, XLA's gathers measured 4-7x
-        # slower: benchmarks/README.md, "Missing data").
-        slot_of = jnp.where(miss, pos, -1).T  # (D, B), -1 where observed
-        e = r
-        for j in range(s):
-            e = jnp.where((slot_of == j)[None], c[:, j][:, None, :], e)
-        return e
+        return _completed(r, -swept[:, :s, s, :], miss, pos)  # x^_m - mu_m = -Lambda_mm^-1 g_m
 
     def chunk_sums(self, consts, feats, resp):
         del consts
@@ -322,10 +352,107 @@ def missing_chunk_size(n_samples, n_components, n_features, covariance_type, n_s
     tuning = _tuning.for_platform(jax.default_backend()) if tuning is None else tuning
     if covariance_type in ("diag", "spherical"):
         return _pass.chunk_rows(n_samples, n_components, n_features, covariance_type, tuning)
-    # Per row and component: r, g, e (D each), U (D S) and the swept (S + 1)-square matrix, a few times.
-    width = n_components * (3 * n_features + n_features * n_slots + 3 * (n_slots + 1) ** 2)
+    # Per row and component: r, g, e (D each) and the swept (S + 1)-square matrix, a few times.
+    width = n_components * (3 * n_features + 3 * (n_slots + 1) ** 2)
     chunk = max(tuning.min_chunk_rows // 4, tuning.chunk_elements // max(width, 1))
     return None if chunk >= n_samples else chunk
+
+
+class SlotGroups(NamedTuple):
+    """The rows of a fit sorted by their number of NaN entries, in groups with one static slot count each.
+
+    The pass's cost per row grows with its slot count, the bound on NaN
+    entries per row; one bound for all rows is the worst row's (11 of 16 in
+    data missing 20% of entries at random, where the mean is 3.2). With the
+    rows sorted once per fit (:func:`sorted_rows`), each group runs the pass
+    with its own bound, and the complete rows the complete-data pass
+    (benchmarks/README.md, "Missing data").
+
+    Attributes:
+      groups: ``((n_rows, n_slots, chunk_size), ...)`` in the order of the
+        sorted rows: each group's rows miss at most ``n_slots`` entries and
+        are summed in chunks of ``chunk_size`` rows (None: one chunk).
+    """
+
+    groups: tuple[tuple[int, int, int | None], ...]
+
+
+def slot_groups(X, covariance_type, n_components, tuning, chunk_size=None) -> SlotGroups | None:
+    """The groups of a fit of a concrete ``X`` with NaN entries, or None where one slot count serves.
+
+    Only full and tied covariances have slots. Rows are grouped by their count
+    of NaN entries, a group closing once it holds ``tuning.min_chunk_rows``
+    rows (fewer would cost a compiled pass of their own for little work),
+    the last group taking whatever remains. ``chunk_size``: the caller's rows
+    per chunk, kept in every group; None: each group's own
+    (:func:`missing_chunk_size`; for the complete rows ``_pass.chunk_rows``).
+    Under a transformation (``X`` a tracer) the counts cannot be read: None.
+    """
+    if covariance_type not in ("full", "tied") or isinstance(X, jax.core.Tracer):
+        return None
+    if isinstance(X, np.ndarray):
+        counts = np.isnan(X).sum(axis=1)
+    else:
+        with jax.ensure_compile_time_eval():
+            counts = np.asarray(jnp.sum(jnp.isnan(X), axis=1))
+    n_features = X.shape[1]
+    bounds, sizes, held = [], [], 0
+    for n_missing, n_rows in enumerate(np.bincount(counts, minlength=n_features + 1).tolist()):
+        held += n_rows
+        if held >= tuning.min_chunk_rows:
+            bounds.append(n_missing)
+            sizes.append(held)
+            held = 0
+    if held:  # the rows missing the most entries, too few for a group of their own
+        if sizes:
+            sizes[-1] += held
+        else:
+            sizes.append(held)
+            bounds.append(0)
+        bounds[-1] = int(counts.max())
+    if len(sizes) < 2:
+        return None
+
+    def chunk(n_rows, n_slots):
+        if chunk_size is not None:
+            return None if chunk_size >= n_rows else chunk_size
+        if n_slots == 0:
+            return _pass.chunk_rows(n_rows, n_components, n_features, covariance_type, tuning)
+        return missing_chunk_size(n_rows, n_components, n_features, covariance_type, n_slots, tuning)
+
+    return SlotGroups(tuple((n, b, chunk(n, b)) for n, b in zip(sizes, bounds, strict=True)))
+
+
+def sorted_rows(X, w):
+    """``X`` (N, D) and ``w`` (N,) with the rows in increasing order of their NaN count: :class:`SlotGroups`' order.
+
+    The E-step sums do not depend on the order of the rows; sorted, each
+    group is a contiguous static slice.
+    """
+    order = jnp.argsort(jnp.sum(jnp.isnan(X), axis=1), stable=True)
+    return X[order], w[order]
+
+
+def accumulate_grouped(groups: SlotGroups, params, X, w, center, tuning):
+    """The missing-data E-step sums of rows sorted into ``groups`` (:func:`sorted_rows`); full or tied ``params``.
+
+    Returns ``(log_likelihood, weight_sum, nk, s1, s2)`` as
+    :func:`accumulate_sums`. The complete rows (the group without slots)
+    run the complete-data pass, the others the missing-data pass with their
+    group's slot count. Full and tied statistics are plain sums over rows,
+    so the groups' add up.
+    """
+    total, start = None, 0
+    for n_rows, n_slots, chunk_size in groups.groups:
+        Xg, wg = X[start:start + n_rows], w[start:start + n_rows]
+        if n_slots == 0:
+            part = tuple(_pass.accumulate_statistics(params, Xg, wg, chunk_size, center, tuning))
+        else:
+            part = accumulate_sums(missing_model(params.covariance_type, n_slots), params.means,
+                                   params.precisions_cholesky, params.weights, Xg, wg, chunk_size, center)  # fmt: skip
+        total = part if total is None else jax.tree_util.tree_map(jnp.add, total, part)
+        start += n_rows
+    return total
 
 
 def _responsibilities(log_gauss, log_weights, w):
@@ -355,6 +482,7 @@ def accumulate_sums(model, means, factor, weights, X, w, chunk_size=None, center
     ll, weight_sum, nk, sums = _rows.sum_over_rows(chunk, X, w, chunk_size, center)
     s1, s2 = model.moments_from_sums(consts, sums, nk, means)
     return ll, weight_sum, nk, s1, s2
+
 
 
 # ---------------------------------------------------------------------------

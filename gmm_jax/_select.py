@@ -249,6 +249,7 @@ def select(
             init=init, n_init=n_init, max_iter=max_iter, verbose=False, chunk_size=chunk_size, tuning=tuning,
             n_blocks=n_blocks, n_slots=(n_missing if covariance_type in ("full", "tied") else 0) if missing else None,
         )  # fmt: skip
+        options = _driver.with_slot_groups(options, X, chunk_size)
         if init == "hierarchical" and hierarchy is None:
             hierarchy = _tree(key, X, w, options)
         if isinstance(prior, str) and prior == "default":  # mclust's: a scale per K, so one sweep per K

@@ -16,7 +16,7 @@ from scipy.special import logsumexp
 
 import gmm_jax as gmm
 from test_online import _epochs  # shuffled mini-batches, epoch by epoch
-from gmm_jax import _em, _missing
+from gmm_jax import _em, _missing, _tuning
 from conftest import COVARIANCE_TYPES, full_covariances, random_params, sample_numpy
 
 
@@ -202,6 +202,69 @@ def test_missing_m_step_is_the_engine_m_step():
     _, means, covs = reference_em_update(params, X, w, 1e-6)
     np.testing.assert_allclose(new.means, means, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(new.covariances, covs, rtol=1e-9, atol=1e-9)
+
+
+# --- slot groups: the rows sorted by their number of NaN entries ----------------
+
+# Groups of a few rows, so that the small problems here fall into several.
+_SMALL_GROUPS = _tuning.CPU._replace(min_chunk_rows=6)
+
+
+def test_slot_groups_bound_every_row_and_hold_enough_rows():
+    rng, _, X = _problem("full", 0.3, n=300, n_features=6)
+    groups = _missing.slot_groups(X, "full", 3, _SMALL_GROUPS)
+    counts = np.sort(np.isnan(X).sum(axis=1))
+    sizes = [n for n, _, _ in groups.groups]
+    bounds = [b for _, b, _ in groups.groups]
+    assert sum(sizes) == X.shape[0] and len(sizes) >= 3
+    assert bounds == sorted(set(bounds)) and bounds[-1] == counts.max()
+    start = 0
+    for n_rows, bound, _ in groups.groups:
+        assert n_rows >= _SMALL_GROUPS.min_chunk_rows
+        assert counts[start:start + n_rows].max() <= bound  # each row fits its group's slots
+        start += n_rows
+    # The sorted rows are the same rows, in the groups' order.
+    Xs, ws = _missing.sorted_rows(jnp.asarray(X), jnp.arange(X.shape[0], dtype=float))
+    np.testing.assert_array_equal(np.isnan(Xs).sum(axis=1), counts)
+    np.testing.assert_array_equal(np.asarray(Xs), X[np.asarray(ws).astype(int)])
+    # One group for all rows, diag and spherical (no slots) and traced data: no groups.
+    assert _missing.slot_groups(X, "full", 3, _tuning.CPU) is None
+    assert _missing.slot_groups(X, "diag", 3, _SMALL_GROUPS) is None
+
+
+@pytest.mark.parametrize("chunk_size", [None, 7], ids=["one-chunk", "chunked"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_grouped_statistics_equal_per_row_reference(covariance_type, chunk_size):
+    # The EM pass on rows sorted into slot groups, the complete rows through
+    # the complete-data pass, against the textbook per-row statistics.
+    rng, params, X = _problem(covariance_type, 0.3, n=150, n_features=5)
+    X[rng.random(X.shape[0]) < 0.2] = rng.normal(size=5)  # some complete rows
+    w = rng.uniform(0.2, 3.0, X.shape[0])
+    groups = _missing.slot_groups(X, covariance_type, 3, _SMALL_GROUPS, chunk_size)
+    assert groups.groups[0][1] == 0 and len(groups.groups) >= 3
+    Xs, ws = _missing.sorted_rows(jnp.asarray(X), jnp.asarray(w))
+    statistics = jax.jit(_em.statistics, static_argnums=(3, 5, 6))
+    got = statistics(params, Xs, ws, None, None, _SMALL_GROUPS, groups)
+    ref = reference_statistics(params, X, w)
+    np.testing.assert_allclose(got.log_likelihood, ref[0], rtol=1e-10)
+    np.testing.assert_allclose(got.weight_sum, ref[1], rtol=1e-12)
+    np.testing.assert_allclose(got.nk, ref[2], rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(got.s1, ref[3], rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(got.s2, ref[4], rtol=1e-8, atol=1e-8)
+
+
+def test_fit_in_slot_groups_equals_the_fit_with_one_bound(monkeypatch):
+    # gmm.fit sorts the rows into groups after the start: the same fit as
+    # with every row given the largest bound, up to the order of the sums.
+    rng, _, X = _problem("full", 0.25, n=900, n_features=4)
+    assert _missing.slot_groups(X, "full", 3, _tuning.CPU) is not None
+    kwargs = dict(covariance_type="full", max_iter=8, tol=0.0, nan_policy="marginalize")
+    grouped = gmm.fit(jax.random.key(3), X, 3, **kwargs)
+    monkeypatch.setattr(_missing, "slot_groups", lambda *args, **kw: None)
+    one_bound = gmm.fit(jax.random.key(3), X, 3, **kwargs)
+    np.testing.assert_allclose(grouped.log_likelihood, one_bound.log_likelihood, rtol=1e-12)
+    for a, b in zip(jax.tree_util.tree_leaves(grouped.params), jax.tree_util.tree_leaves(one_bound.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
 
 
 # --- scoring ------------------------------------------------------------------
