@@ -11,6 +11,8 @@ per row as the slot count of every row (what sharded fits and streams run).
 
     python -m benchmarks.missing_data                      # full N=1e5 D=16 K=8; diag N=1e6 D=64 K=64
     python -m benchmarks.missing_data --cases full --n 20000
+    python -m benchmarks.missing_data --cases full --groups  # and the pass of each slot group alone
+    python -m benchmarks.missing_data --cases full --exactly 1,2,3,6,11  # every row missing exactly m entries
 """
 
 from __future__ import annotations
@@ -49,7 +51,49 @@ def _best(fn, repeats):
     return min(times)
 
 
-def run_case(covariance_type, n, d, k, fraction, repeats, seed=0):
+def group_times(params, X_sorted, w, groups, center, tuning, repeats):
+    """Seconds of the E-step pass of each slot group alone (its rows of the sorted data)."""
+    @functools.partial(jax.jit, static_argnames=("groups",))
+    def statistics(params, X, w, groups):
+        return _em.statistics(params, X, w, None, center, tuning, groups)
+
+    times, start = [], 0
+    for group in groups.groups:
+        rows = slice(start, start + group[0])
+        one = _missing.SlotGroups((group,))
+        times.append(_best(lambda: statistics(params, X_sorted[rows], w[rows], one), repeats))
+        start += group[0]
+    return times
+
+
+def exactly_missing(covariance_type, n, d, k, counts, repeats, seed=0):
+    """Seconds of one iteration when every row misses exactly ``m`` entries, for each ``m`` in ``counts``.
+
+    The cost of one slot count: every row's bound is its count (one group).
+    """
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=4.0, size=(k, d))
+    X = (centers[rng.integers(0, k, n)] + rng.normal(size=(n, d))).astype(np.float32)
+    params = _start(rng, X, k, covariance_type)
+    w = jnp.ones((n,), jnp.float32)
+    tuning = _tuning.for_platform(jax.default_backend())
+    center = jnp.zeros((d,), jnp.float32)
+
+    @functools.partial(jax.jit, static_argnames=("n_slots", "chunk_size"))
+    def iteration(params, X, n_slots, chunk_size):
+        stats = _em.statistics(params, X, w, chunk_size, center, tuning, n_slots)
+        return _em.em_update(stats, params, jnp.float32(1e-6)).params
+
+    out = {}
+    for m in counts:
+        X_missing = X.copy()
+        np.put_along_axis(X_missing, np.argsort(rng.random((n, d)), axis=1)[:, :m], np.nan, axis=1)
+        chunk = _missing.missing_chunk_size(n, k, d, covariance_type, m, tuning)
+        out[m] = _best(lambda: iteration(params, jnp.asarray(X_missing), m, chunk), repeats)
+    return out
+
+
+def run_case(covariance_type, n, d, k, fraction, repeats, seed=0, breakdown=False):
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=4.0, size=(k, d))
     X = (centers[rng.integers(0, k, n)] + rng.normal(size=(n, d))).astype(np.float32)
@@ -74,12 +118,14 @@ def run_case(covariance_type, n, d, k, fraction, repeats, seed=0):
     complete = _best(lambda: iteration(params, X_dev, None, chunk), repeats)
     one_bound = _best(lambda: iteration(params, Xm_dev, n_slots, chunk_missing), repeats)
     groups = _missing.slot_groups(X_missing, covariance_type, k, tuning)
-    missing = one_bound
+    missing, per_group = one_bound, None
     if groups is not None:
         X_sorted, _ = jax.jit(_missing.sorted_rows)(Xm_dev, w)  # once per fit, before the EM loop
         missing = _best(lambda: iteration(params, X_sorted, groups, None), repeats)
+        if breakdown:
+            per_group = group_times(params, X_sorted, w, groups, center, tuning, repeats)
     return dict(covariance_type=covariance_type, n=n, d=d, k=k, fraction=fraction, n_slots=n_slots,
-                chunk_complete=chunk, chunk_missing=chunk_missing, groups=groups,
+                chunk_complete=chunk, chunk_missing=chunk_missing, groups=groups, per_group=per_group,
                 complete_s=complete, one_bound_s=one_bound, missing_s=missing, ratio=missing / complete)
 
 
@@ -89,13 +135,21 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=None, help="override the rows of every case")
     parser.add_argument("--fraction", type=float, default=0.2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--groups", action="store_true", help="also time each slot group's pass alone")
+    parser.add_argument("--exactly", default=None, help="comma-separated m: time rows missing exactly m entries")
     args = parser.parse_args(argv)
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
     for name in args.cases.split(","):
         size = dict(CASES[name])
         if args.n is not None:
             size["n"] = args.n
-        r = run_case(name, **size, fraction=args.fraction, repeats=args.repeats)
+        if args.exactly:
+            counts = [int(m) for m in args.exactly.split(",")]
+            for m, seconds in exactly_missing(name, **size, counts=counts, repeats=args.repeats).items():
+                print(f"{name:5s} N={size['n']:,} D={size['d']} K={size['k']}, every row missing exactly {m}: "
+                      f"{1e3 * seconds:.1f} ms per iteration", flush=True)
+            continue
+        r = run_case(name, **size, fraction=args.fraction, repeats=args.repeats, breakdown=args.groups)
         print(f"{r['covariance_type']:5s} N={r['n']:,} D={r['d']} K={r['k']} {100 * r['fraction']:.0f}% MCAR "
               f"(slots {r['n_slots']}, chunks {r['chunk_complete']}/{r['chunk_missing']} rows): "
               f"complete {1e3 * r['complete_s']:.1f} ms, missing {1e3 * r['missing_s']:.1f} ms, "
@@ -103,6 +157,9 @@ def main(argv=None):
               f"({r['one_bound_s'] / r['complete_s']:.2f}x)", flush=True)
         if r["groups"] is not None:
             print("  slot groups (rows, slots, rows per chunk):", r["groups"].groups, flush=True)
+        for (n_rows, n_slots, _), seconds in zip(r["groups"].groups if r["per_group"] else (), r["per_group"] or ()):
+            print(f"  group of {n_rows:,} rows, {n_slots} slots: {1e3 * seconds:.1f} ms "
+                  f"({1e3 * seconds * 1e5 / n_rows:.0f} ms per 10^5 rows)", flush=True)
 
 
 if __name__ == "__main__":
