@@ -124,20 +124,18 @@ def _slots(miss, n_slots):
     return idx, valid, jnp.clip(rank, 0, n_slots - 1)
 
 
-def _residuals(consts, X):
-    """The full pass's per-row quantities of a chunk ``X`` (B, D) with NaN entries.
-
-    Returns ``miss`` (B, D), the observed count (B,), the residuals ``r``
-    (K, D, B) with zeros in the missing entries, ``g = Lambda r`` (K, D, B)
-    and ``r^T Lambda r`` (K, B).
-    """
-    means, precision = consts["means"], consts["precision"]
+def _residuals(means, X):
+    """``miss`` (B, D), and the residuals ``x - mu`` (K, D, B) of a chunk ``X`` (B, D), zero in its NaN entries."""
     miss = jnp.isnan(X)
-    n_obs = jnp.sum(~miss, axis=1).astype(X.dtype)
     X0 = jnp.where(miss, 0.0, X)  # no NaN reaches an operation (nor a derivative)
-    r = jnp.where(miss.T[None], 0.0, X0.T[None] - means[:, :, None])
-    g = jnp.einsum("kde,keb->kdb", precision, r)
-    return miss, n_obs, r, g, jnp.sum(r * g, axis=1)
+    return miss, jnp.where(miss.T[None], 0.0, X0.T[None] - means[:, :, None])
+
+
+def _unit_scale(r, axes):
+    """``r`` divided, row by row, by its largest magnitude over ``axes``: the order of quadratic forms survives
+    where their values would overflow (a row at 1e20 in float32), as in ``_covariance.nearest_component``."""
+    scale = jnp.max(jnp.abs(r), axis=axes, keepdims=True)
+    return r / jax.lax.stop_gradient(jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1.0))
 
 
 def _slot_entries(g, idx_t, valid_t):
@@ -222,15 +220,17 @@ class MissingFull:
             log_det=_covariance.Full.log_det_factor(factor, means.shape[-1]),  # (K,)
         )
 
-    def chunk_log_prob(self, consts, X):
-        miss, n_obs, r, g, maha = _residuals(consts, X)
-        log_det = jnp.broadcast_to(consts["log_det"][:, None], maha.shape)
-        if self.n_slots == 0:  # no row misses anything: the complete-data density
-            return -0.5 * (n_obs[None] * _LOG_2PI + maha) + log_det, (r, None, miss, None)
+    def _observed_block(self, consts, miss, r):
+        """The observed block's Mahalanobis distance (K, B), ``log det Lambda_mm`` (K, B), the swept matrix and slots."""
+        precision = consts["precision"]
+        g = jnp.einsum("kde,keb->kdb", precision, r)  # Lambda_k r
+        maha = jnp.sum(r * g, axis=1)  # r^T Lambda r, (K, B)
+        if self.n_slots == 0:  # no row misses anything: the complete-data distance
+            return maha, jnp.zeros_like(maha), None, None
         s = self.n_slots
         idx, valid, pos = _slots(miss, s)
         gm = _slot_entries(g, idx.T, valid.T)  # (K, S, B)
-        lmm = _precision_blocks(consts["precision"], idx.T, valid.T)  # (K, S, S, B)
+        lmm = _precision_blocks(precision, idx.T, valid.T)  # (K, S, S, B)
         # [[Lambda_mm, g_m], [g_m^T, r^T Lambda r]] swept on the slots gives
         # -Lambda_mm^-1 (the conditional covariance), Lambda_mm^-1 g_m (minus
         # the conditional mean's offset), the observed block's Mahalanobis
@@ -238,9 +238,19 @@ class MissingFull:
         top = jnp.concatenate([lmm, gm[:, :, None, :]], axis=2)
         bottom = jnp.concatenate([gm, maha[:, None, :]], axis=1)[:, None]
         swept, log_det_mm = _sweep(jnp.concatenate([top, bottom], axis=1), s)
-        maha = swept[:, s, s, :]
-        log_det = log_det - 0.5 * log_det_mm
+        return swept[:, s, s, :], log_det_mm, swept, pos
+
+    def chunk_log_prob(self, consts, X):
+        miss, r = _residuals(consts["means"], X)
+        n_obs = jnp.sum(~miss, axis=1).astype(X.dtype)
+        maha, log_det_mm, swept, pos = self._observed_block(consts, miss, r)
+        log_det = consts["log_det"][:, None] - 0.5 * log_det_mm
         return -0.5 * (n_obs[None] * _LOG_2PI + maha) + log_det, (r, swept, miss, pos)
+
+    def nearest(self, consts, X):
+        """The component nearest each row of ``X`` (B, D) in Mahalanobis distance on its observed entries: (B,)."""
+        miss, r = _residuals(consts["means"], X)
+        return jnp.argmin(self._observed_block(consts, miss, _unit_scale(r, (0, 1)))[0], axis=0).astype(jnp.int32)
 
     def completion(self, feats):
         """``x^ - mu`` per component (K, D, B): the residual with each missing entry its conditional mean's."""
@@ -313,6 +323,12 @@ class MissingDiag:
         log_det = jnp.log(factor) @ obs.T  # sum over observed features of log factor: (K, B)
         n_obs = jnp.sum(obs, axis=1)
         return -0.5 * (n_obs[None] * _LOG_2PI + maha) + log_det, (X0, obs, y)
+
+    def nearest(self, consts, X):
+        """The component nearest each row of ``X`` (B, D) in Mahalanobis distance on its observed entries: (B,)."""
+        miss, r = _residuals(consts["means"], X)
+        y = _unit_scale(r, (0, 1)) * consts["factor"][:, :, None]  # (K, D, B)
+        return jnp.argmin(jnp.sum(y * y, axis=1), axis=0).astype(jnp.int32)
 
     def chunk_sums(self, consts, feats, resp):
         del consts
@@ -512,6 +528,26 @@ def _chunk_posterior(model, consts, log_weights, Xc):
     return log_gauss + log_weights[:, None], feats
 
 
+def _posterior(model, consts, log_weights, Xc):
+    """Log responsibilities (K, B) and ``log p(observed entries)`` (B,) of a chunk, and the pass's per-row quantities.
+
+    The complete-data scorer's far-point rule (``_pass.map_scores``): where
+    every component's density underflows, or its distance overflows (a row at
+    1e20 in float32), no responsibility is finite, so the component nearest
+    in Mahalanobis distance on the observed entries takes all the mass, as in
+    the limit, and the log density is ``-inf``. The nearest components are
+    computed only when a chunk has such a row.
+    """
+    wlp, feats = _chunk_posterior(model, consts, log_weights, Xc)
+    far = ~jnp.isfinite(jnp.max(wlp, axis=0))  # (B,); NaN where inf - inf
+    nearest = jax.lax.cond(jnp.any(far), lambda: model.nearest(consts, Xc),
+                           lambda: jnp.zeros(Xc.shape[0], jnp.int32))  # fmt: skip
+    log_norm = jax.nn.logsumexp(jnp.where(far[None], 0.0, wlp), axis=0)
+    one_hot = jax.nn.one_hot(nearest, wlp.shape[0], dtype=wlp.dtype).T  # (K, B)
+    log_resp = jnp.where(far[None], jnp.log(one_hot), wlp - log_norm[None])
+    return log_resp, jnp.where(far, -jnp.inf, log_norm), feats
+
+
 def weighted_log_prob(params, X, n_slots, chunk_size=None):
     """``log w_k + log p_k(x_n, observed entries)`` for every row and component: ``(N, K)``.
 
@@ -561,18 +597,18 @@ def _conditional_draw(model, feats, variances, k, eps):
 
 def _impute_chunk(model, consts, log_weights, means, variances, Xc, noise=None):
     """Imputed chunk (B, D): the posterior mean, or with ``noise`` (B, D + K) a draw."""
-    wlp, feats = _chunk_posterior(model, consts, log_weights, Xc)
+    log_resp, _, feats = _posterior(model, consts, log_weights, Xc)
     completed = _conditional_means(model, feats, means)  # (K, B, D)
     miss = jnp.isnan(Xc)
     if noise is None:
-        resp = jax.nn.softmax(wlp, axis=0)  # (K, B)
-        filled = jnp.sum(resp[:, :, None] * completed, axis=0)
+        resp = jnp.exp(log_resp)  # (K, B)
+        filled = jnp.sum(jnp.where(resp[:, :, None] > 0, resp[:, :, None] * completed, 0.0), axis=0)
     else:
         n_features = Xc.shape[1]
         eps, gumbel = noise[:, :n_features], noise[:, n_features:]
         # A component per row from its posterior (Gumbel-max), then the
         # missing block from that component's conditional Gaussian.
-        k = jnp.argmax(wlp.T + gumbel, axis=1)  # (B,)
+        k = jnp.argmax(log_resp.T + gumbel, axis=1)  # (B,)
         chosen = jnp.take_along_axis(completed, k[None, :, None], axis=0)[0]
         filled = chosen + _conditional_draw(model, feats, variances, k, eps)
     return jnp.where(miss, filled, Xc)
@@ -581,10 +617,21 @@ def _impute_chunk(model, consts, log_weights, means, variances, Xc, noise=None):
 @functools.partial(jax.jit, static_argnames=("n_slots", "chunk_size"))
 @float32_matmuls
 def log_resp_and_norm(params, X, n_slots, chunk_size=None):
-    """``(log responsibilities (N, K), log p(observed entries) (N,))``; 0 for a row with nothing observed."""
-    wlp = weighted_log_prob(params, X, n_slots, chunk_size)
-    log_norm = jax.nn.logsumexp(wlp, axis=1)
-    return wlp - log_norm[:, None], log_norm
+    """``(log responsibilities (N, K), log p(observed entries) (N,))``; 0 for a row with nothing observed.
+
+    Traceable; in coordinates centred at the mixture's mean, as
+    :func:`weighted_log_prob`, with the far-point rule of :func:`_posterior`.
+    """
+    model = missing_model(params.covariance_type, n_slots)
+    center = jax.lax.stop_gradient(_rows.mixture_center(params))
+    consts = model.pass_constants(params.means - center[None], params.precisions_cholesky)
+    log_weights = jnp.log(params.weights)
+
+    def chunk(Xc):
+        log_resp, log_norm, _ = _posterior(model, consts, log_weights, Xc)
+        return log_resp.T, log_norm
+
+    return _rows.map_over_rows(chunk, X, chunk_size, center)
 
 
 def scoring_options(params, X):

@@ -311,6 +311,37 @@ def test_complete_data_scores_equal_with_either_policy():
                                    rtol=1e-12)
 
 
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_far_rows_with_missing_entries_go_to_the_nearest_component(covariance_type):
+    # float32: at 1e20 every squared distance overflows and no density is
+    # finite. As in the complete-data scorer, the component nearest on the
+    # observed entries takes all the mass: never NaN.
+    covariances = {"full": [[[1.0, 0.3], [0.3, 1.0]]] * 2, "tied": [[1.0, 0.3], [0.3, 1.0]],
+                   "diag": [[1.0, 1.0]] * 2, "spherical": [1.0, 1.0]}[covariance_type]
+    params = gmm.GMMParams.from_covariances(
+        np.array([0.5, 0.5], np.float32), np.array([[0.0, 0.0], [5e19, -5e19]], np.float32),
+        np.array(covariances, np.float32), covariance_type)
+    X = np.array([[1e20, np.nan], [np.nan, 1e20], [1e20, -1e20], [1.0, np.nan]], np.float32)
+    nearest = [1, 0, 1]  # observed distances 1e20 vs 5e19; 1e20 vs 1.5e20; both entries half as far from 1
+    proba = np.asarray(gmm.predict_proba(params, X, nan_policy="marginalize"))
+    assert np.isfinite(proba).all()
+    np.testing.assert_array_equal(proba[:3], np.eye(2)[nearest])
+    np.testing.assert_array_equal(gmm.predict(params, X, nan_policy="marginalize")[:3], nearest)
+    assert int(gmm.predict(params, X[2:3])[0]) == 1  # the complete-data scorer agrees on the complete row
+    log_density = np.asarray(gmm.log_prob(params, X, nan_policy="marginalize"))
+    assert np.all(log_density[:3] == -np.inf) and np.isfinite(log_density[3])
+    # The ordinary row is scored as before: its observed marginal.
+    one = stats.norm(0.0, 1.0).logpdf(1.0), stats.norm(5e19, 1.0).logpdf(1.0)
+    np.testing.assert_allclose(log_density[3], logsumexp(np.log(0.5) + np.array(one)), rtol=1e-5)
+    filled = np.asarray(gmm.impute(params, X))
+    drawn = np.asarray(gmm.impute(params, X, sample=True, key=jax.random.key(0)))
+    assert np.isfinite(filled).all() and np.isfinite(drawn).all()
+    # Filled from the nearest component alone (the mean or its regression on the observed entry).
+    slope = 0.3 if covariance_type in ("full", "tied") else 0.0
+    np.testing.assert_allclose(filled[0, 1], -5e19 + slope * (1e20 - 5e19), rtol=1e-5)
+    np.testing.assert_allclose(filled[1, 0], slope * 1e20, rtol=1e-5, atol=1.0)
+
+
 # --- impute -------------------------------------------------------------------
 
 
