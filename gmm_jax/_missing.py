@@ -49,9 +49,16 @@ tracing; unused slots are an identity block), and the ``(n_slots + 1)``-square
 matrix ``[[Lambda_mm, g_m], [g_m^T, r^T Lambda r]]`` is swept (Beaton's sweep
 operator) on the slots for every (component, row) at once, which yields all
 three quantities. The conditional covariances enter the second moments
-through one ``(K D, S B) x (S B, D)`` product with the slots' one-hot
+through one ``(K D, B) x (B, D)`` product per slot with that slot's one-hot
 selection of features. No ``(N, K, D, D)`` array is formed; per chunk the
-largest arrays are ``(K, D, S, B)``.
+largest arrays are ``(K, D, B)`` and ``(K, S + 1, S + 1, B)``.
+
+**Slot groups.** The cost per row grows with the slot count, and one bound
+for all rows is the worst row's. ``fit`` and ``select`` therefore sort the
+rows once per fit by their NaN count (:func:`sorted_rows`) and run each
+group of rows with its own bound (:class:`SlotGroups`,
+:func:`accumulate_grouped`), the complete rows through the complete-data
+pass.
 
 Rounding: ``r^T Lambda r - |L^-1 g_m|^2`` subtracts two terms that are large
 when a missing feature is strongly predicted by the observed ones; the
@@ -498,7 +505,6 @@ def accumulate_sums(model, means, factor, weights, X, w, chunk_size=None, center
     ll, weight_sum, nk, sums = _rows.sum_over_rows(chunk, X, w, chunk_size, center)
     s1, s2 = model.moments_from_sums(consts, sums, nk, means)
     return ll, weight_sum, nk, s1, s2
-
 
 
 # ---------------------------------------------------------------------------
