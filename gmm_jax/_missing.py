@@ -83,7 +83,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from gmm_jax import _covariance, _pass, _rows, _tuning, _validation
+from gmm_jax import _covariance, _pass, _rows, _sharding, _tuning, _validation
 from gmm_jax._params import check_params_and_data
 from gmm_jax._precision import float32_matmuls
 
@@ -409,9 +409,13 @@ def slot_groups(X, covariance_type, n_components, tuning, chunk_size=None) -> Sl
     the last group taking whatever remains. ``chunk_size``: the caller's rows
     per chunk, kept in every group; None: each group's own
     (:func:`missing_chunk_size`; for the complete rows ``_pass.chunk_rows``).
-    Under a transformation (``X`` a tracer) the counts cannot be read: None.
+    Under a transformation (``X`` a tracer) the counts cannot be read, and
+    below ``tuning.slot_groups_min_rows`` rows the groups' compile time is not
+    worth it: None.
     """
     if covariance_type not in ("full", "tied") or isinstance(X, jax.core.Tracer):
+        return None
+    if X.shape[0] < tuning.slot_groups_min_rows:
         return None
     if isinstance(X, np.ndarray):
         counts = np.isnan(X).sum(axis=1)
@@ -628,53 +632,85 @@ def log_resp_and_norm(params, X, n_slots, chunk_size=None):
     Traceable; in coordinates centred at the mixture's mean, as
     :func:`weighted_log_prob`, with the far-point rule of :func:`_posterior`.
     """
-    model = missing_model(params.covariance_type, n_slots)
     center = jax.lax.stop_gradient(_rows.mixture_center(params))
-    consts = model.pass_constants(params.means - center[None], params.precisions_cholesky)
     log_weights = jnp.log(params.weights)
 
-    def chunk(Xc):
-        log_resp, log_norm, _ = _posterior(model, consts, log_weights, Xc)
-        return log_resp.T, log_norm
+    def rows(n_slots, Xg, chunk_size):
+        model = missing_model(params.covariance_type, n_slots)
+        consts = model.pass_constants(params.means - center[None], params.precisions_cholesky)
 
-    return _rows.map_over_rows(chunk, X, chunk_size, center)
+        def chunk(Xc):
+            log_resp, log_norm, _ = _posterior(model, consts, log_weights, Xc)
+            return log_resp.T, log_norm
+
+        return _rows.map_over_rows(chunk, Xg, chunk_size, center)
+
+    return _map_slot_groups(rows, X, n_slots, chunk_size)
+
+
+def _map_slot_groups(rows, X, n_slots, chunk_size):
+    """``rows(n_slots, X, chunk_size)``'s per-row outputs, with ``n_slots`` one bound or :class:`SlotGroups`.
+
+    In slot groups the rows are sorted by their NaN count, each group is
+    mapped with its own bound, and the outputs are put back in the order of
+    ``X``.
+    """
+    if not isinstance(n_slots, SlotGroups):
+        return rows(n_slots, X, chunk_size)
+    order = jnp.argsort(jnp.sum(jnp.isnan(X), axis=1), stable=True)
+    X_sorted, parts, start = X[order], [], 0
+    for n_rows, group_slots, group_chunk in n_slots.groups:
+        parts.append(rows(group_slots, X_sorted[start:start + n_rows], group_chunk))
+        start += n_rows
+    inverse = jnp.zeros_like(order).at[order].set(jnp.arange(X.shape[0], dtype=order.dtype))
+    return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a)[inverse], *parts)
 
 
 def scoring_options(params, X):
-    """The static ``(n_slots, chunk_size)`` of the missing-data pass for ``params`` on a validated ``X``."""
+    """The static ``(n_slots, chunk_size)`` of the missing-data pass for ``params`` on a validated ``X``.
+
+    ``n_slots`` is the :class:`SlotGroups` of a concrete ``X`` on one device
+    when its rows fall into several, else one bound for all rows.
+    """
     kind = params.covariance_type
     n_slots = max_missing(X) if kind in ("full", "tied") else 0
-    return n_slots, missing_chunk_size(X.shape[0], params.n_components, params.n_features, kind, n_slots)
+    chunk_size = missing_chunk_size(X.shape[0], params.n_components, params.n_features, kind, n_slots)
+    if _sharding.row_blocks(X) == 1:
+        groups = slot_groups(X, kind, params.n_components, _tuning.for_data(X))
+        if groups is not None:
+            return groups, None
+    return n_slots, chunk_size
 
 
 @functools.partial(jax.jit, static_argnames=("n_slots", "chunk_size", "sample"))
 @float32_matmuls
 def _impute(key, params, X, n_slots, chunk_size, sample):
-    model = missing_model(params.covariance_type, n_slots)
     center = jax.lax.stop_gradient(_rows.mixture_center(params))
     means = params.means - center[None]
-    consts = model.pass_constants(means, params.precisions_cholesky)
     log_weights = jnp.log(params.weights)
-    variances = None
-    if isinstance(model, MissingDiag):
-        variances = 1.0 / jnp.square(consts["factor"])  # (K, D)
     n_samples, n_features = X.shape
-    if not sample:
-        def fill(Xc):
-            return _impute_chunk(model, consts, log_weights, means, variances, Xc - center[None]) + center[None]
 
-        out = _rows.map_over_rows(fill, X, chunk_size)
-    else:
+    def rows(n_slots, data, chunk_size):
+        model = missing_model(params.covariance_type, n_slots)
+        consts = model.pass_constants(means, params.precisions_cholesky)
+        variances = 1.0 / jnp.square(consts["factor"]) if isinstance(model, MissingDiag) else None  # (K, D)
+
+        def fill(chunk):
+            if not sample:
+                return _impute_chunk(model, consts, log_weights, means, variances, chunk - center[None]) + center[None]
+            Xc, noise = chunk[:, :n_features] - center[None], chunk[:, n_features:]
+            return _impute_chunk(model, consts, log_weights, means, variances, Xc, noise) + center[None]
+
+        return _rows.map_over_rows(fill, data, chunk_size)
+
+    data = X
+    if sample:
         # Per-row noise travels with the rows (map_over_rows slices one array).
         normal_key, gumbel_key = jax.random.split(key)
         eps = jax.random.normal(normal_key, (n_samples, n_features), X.dtype)
         gumbel = jax.random.gumbel(gumbel_key, (n_samples, params.n_components), X.dtype)
-
-        def draw(chunk):
-            Xc, noise = chunk[:, :n_features] - center[None], chunk[:, n_features:]
-            return _impute_chunk(model, consts, log_weights, means, variances, Xc, noise) + center[None]
-
-        out = _rows.map_over_rows(draw, jnp.concatenate([X, eps, gumbel], axis=1), chunk_size)
+        data = jnp.concatenate([X, eps, gumbel], axis=1)  # the same NaN per row as X
+    out = _map_slot_groups(rows, data, n_slots, chunk_size)
     return jnp.where(jnp.isnan(X), out, X)
 
 

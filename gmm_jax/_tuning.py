@@ -48,6 +48,12 @@ class Tuning(NamedTuple):
       sequential_restarts_size: restarts of a fit of at least this many
         rows x components x features run one after another (``lax.map``)
         instead of side by side under ``vmap``.
+      slot_groups_min_rows: from this many rows on, missing data with full
+        or tied covariances is scored and fitted in slot groups
+        (``_missing.SlotGroups``). Each group is compiled, and the groups
+        follow the data's counts of NaN per row, so data of the same shape
+        can compile again; below this size the pass with one bound for all
+        rows costs less than that.
     """
 
     chunk_elements: int
@@ -59,6 +65,7 @@ class Tuning(NamedTuple):
     feature_loop_d: int
     diag_expand_min_size: int
     sequential_restarts_size: int
+    slot_groups_min_rows: int
 
 
 # benchmarks/README.md, "Tuning table", has the measurement behind each value.
@@ -72,6 +79,7 @@ CPU = Tuning(
     feature_loop_d=16,
     diag_expand_min_size=2**17,
     sequential_restarts_size=2**17,
+    slot_groups_min_rows=2**14,
 )
 
 ACCELERATOR = CPU._replace(

@@ -207,7 +207,7 @@ def test_missing_m_step_is_the_engine_m_step():
 # --- slot groups: the rows sorted by their number of NaN entries ----------------
 
 # Groups of a few rows, so that the small problems here fall into several.
-_SMALL_GROUPS = _tuning.CPU._replace(min_chunk_rows=6)
+_SMALL_GROUPS = _tuning.CPU._replace(min_chunk_rows=6, slot_groups_min_rows=1)
 
 
 def test_slot_groups_bound_every_row_and_hold_enough_rows():
@@ -227,8 +227,9 @@ def test_slot_groups_bound_every_row_and_hold_enough_rows():
     Xs, ws = _missing.sorted_rows(jnp.asarray(X), jnp.arange(X.shape[0], dtype=float))
     np.testing.assert_array_equal(np.isnan(Xs).sum(axis=1), counts)
     np.testing.assert_array_equal(np.asarray(Xs), X[np.asarray(ws).astype(int)])
-    # One group for all rows, diag and spherical (no slots) and traced data: no groups.
+    # Small data (compile time), one group for all rows, diag and spherical (no slots): no groups.
     assert _missing.slot_groups(X, "full", 3, _tuning.CPU) is None
+    assert _missing.slot_groups(X, "full", 3, _SMALL_GROUPS._replace(min_chunk_rows=1000)) is None
     assert _missing.slot_groups(X, "diag", 3, _SMALL_GROUPS) is None
 
 
@@ -253,17 +254,29 @@ def test_grouped_statistics_equal_per_row_reference(covariance_type, chunk_size)
     np.testing.assert_allclose(got.s2, ref[4], rtol=1e-8, atol=1e-8)
 
 
-def test_fit_in_slot_groups_equals_the_fit_with_one_bound(monkeypatch):
+def test_fit_and_scores_in_slot_groups_equal_the_one_bound_ones(monkeypatch):
     # gmm.fit sorts the rows into groups after the start: the same fit as
     # with every row given the largest bound, up to the order of the sums.
+    # The scores are put back in the rows' order.
+    monkeypatch.setattr(_tuning, "CPU", _tuning.CPU._replace(slot_groups_min_rows=512))
     rng, _, X = _problem("full", 0.25, n=900, n_features=4)
     assert _missing.slot_groups(X, "full", 3, _tuning.CPU) is not None
     kwargs = dict(covariance_type="full", max_iter=8, tol=0.0, nan_policy="marginalize")
-    grouped = gmm.fit(jax.random.key(3), X, 3, **kwargs)
+
+    def run():
+        fitted = gmm.fit(jax.random.key(3), X, 3, **kwargs)
+        return fitted, (gmm.predict_proba(fitted.params, X, nan_policy="marginalize"),
+                        gmm.log_prob(fitted.params, X, nan_policy="marginalize"), gmm.impute(fitted.params, X),
+                        gmm.impute(fitted.params, X, sample=True, key=jax.random.key(4)))
+
+    grouped, grouped_scores = run()
+    assert isinstance(_missing.scoring_options(grouped.params, jnp.asarray(X))[0], _missing.SlotGroups)
     monkeypatch.setattr(_missing, "slot_groups", lambda *args, **kw: None)
-    one_bound = gmm.fit(jax.random.key(3), X, 3, **kwargs)
+    one_bound, one_bound_scores = run()
     np.testing.assert_allclose(grouped.log_likelihood, one_bound.log_likelihood, rtol=1e-12)
     for a, b in zip(jax.tree_util.tree_leaves(grouped.params), jax.tree_util.tree_leaves(one_bound.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+    for a, b in zip(grouped_scores, one_bound_scores):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
 
 
