@@ -563,13 +563,18 @@ def weighted_log_prob(params, X, n_slots, chunk_size=None):
 
     Traceable; evaluated in coordinates centred at the mixture's mean (float32
     accuracy, as ``_likelihood.centred_weighted_log_prob``). Rows with nothing
-    observed get ``log w_k``.
+    observed get ``log w_k``. ``n_slots``: one bound, or :class:`SlotGroups`.
     """
-    model = missing_model(params.covariance_type, n_slots)
     center = jax.lax.stop_gradient(_rows.mixture_center(params))
-    consts = model.pass_constants(params.means - center[None], params.precisions_cholesky)
     log_weights = jnp.log(params.weights)
-    return _rows.map_over_rows(lambda Xc: _chunk_posterior(model, consts, log_weights, Xc)[0].T, X, chunk_size, center)
+
+    def rows(n_slots, Xg, chunk_size):
+        model = missing_model(params.covariance_type, n_slots)
+        consts = model.pass_constants(params.means - center[None], params.precisions_cholesky)
+        return _rows.map_over_rows(lambda Xc: _chunk_posterior(model, consts, log_weights, Xc)[0].T, Xg, chunk_size,
+                                   center)  # fmt: skip
+
+    return _map_slot_groups(rows, X, n_slots, chunk_size)
 
 
 def criterion_sums(params, X, w, n_slots, chunk_size=None):

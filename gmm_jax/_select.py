@@ -97,7 +97,8 @@ def _sweep(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions,
         if options.n_slots is None:
             sums = _pass.criterion_sums(result.params, X, w, options.chunk_size, center, options.tuning)
         else:  # the observed-data log-likelihood, through the missing-data pass
-            sums = _missing.criterion_sums(fitted.params, X, w, options.n_slots, options.chunk_size)
+            slots = options.n_slots if options.slot_groups is None else options.slot_groups
+            sums = _missing.criterion_sums(fitted.params, X, w, slots, options.chunk_size)
         return fitted, sums
 
     if _driver.in_sequence(*X.shape, options):

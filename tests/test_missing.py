@@ -254,6 +254,17 @@ def test_grouped_statistics_equal_per_row_reference(covariance_type, chunk_size)
     np.testing.assert_allclose(got.s2, ref[4], rtol=1e-8, atol=1e-8)
 
 
+def test_grouped_criterion_sums_equal_the_one_bound_ones():
+    # select's score of each cell: the observed-data log-likelihood and the classification term.
+    rng, params, X = _problem("full", 0.3, n=150, n_features=5)
+    w = rng.uniform(0.2, 3.0, X.shape[0])
+    groups = _missing.slot_groups(X, "full", 3, _SMALL_GROUPS)
+    assert groups is not None
+    grouped = _missing.criterion_sums(params, jnp.asarray(X), jnp.asarray(w), groups)
+    one_bound = _missing.criterion_sums(params, jnp.asarray(X), jnp.asarray(w), _missing.max_missing(X))
+    np.testing.assert_allclose(grouped, one_bound, rtol=1e-12)
+
+
 def test_fit_and_scores_in_slot_groups_equal_the_one_bound_ones(monkeypatch):
     # gmm.fit sorts the rows into groups after the start: the same fit as
     # with every row given the largest bound, up to the order of the sums.
