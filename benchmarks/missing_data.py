@@ -66,24 +66,32 @@ def group_times(params, X_sorted, w, groups, center, tuning, repeats):
     return times
 
 
-def exactly_missing(covariance_type, n, d, k, counts, repeats, seed=0):
-    """Seconds of one iteration when every row misses exactly ``m`` entries, for each ``m`` in ``counts``.
-
-    The cost of one slot count: every row's bound is its count (one group).
-    """
+def _setup(n, d, k, seed):
+    """Complete float32 data of ``k`` clusters, unit weights, the platform's tuning, and one compiled iteration."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=4.0, size=(k, d))
     X = (centers[rng.integers(0, k, n)] + rng.normal(size=(n, d))).astype(np.float32)
-    params = _start(rng, X, k, covariance_type)
     w = jnp.ones((n,), jnp.float32)
     tuning = _tuning.for_platform(jax.default_backend())
     center = jnp.zeros((d,), jnp.float32)
 
     @functools.partial(jax.jit, static_argnames=("n_slots", "chunk_size"))
     def iteration(params, X, n_slots, chunk_size):
+        # What one iteration of gmm.fit runs: the pass (or its missing-data variant), then the M-step.
         stats = _em.statistics(params, X, w, chunk_size, center, tuning, n_slots)
-        return _em.em_update(stats, params, jnp.float32(1e-6)).params
+        update = _em.em_update(stats, params, jnp.float32(1e-6))
+        return update.log_likelihood, update.params
 
+    return rng, X, w, tuning, center, iteration
+
+
+def exactly_missing(covariance_type, n, d, k, counts, repeats, seed=0):
+    """Seconds of one iteration when every row misses exactly ``m`` entries, for each ``m`` in ``counts``.
+
+    The cost of one slot count: every row's bound is its count (one group).
+    """
+    rng, X, _, tuning, _, iteration = _setup(n, d, k, seed)
+    params = _start(rng, X, k, covariance_type)
     out = {}
     for m in counts:
         X_missing = X.copy()
@@ -94,25 +102,13 @@ def exactly_missing(covariance_type, n, d, k, counts, repeats, seed=0):
 
 
 def run_case(covariance_type, n, d, k, fraction, repeats, seed=0, breakdown=False):
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=4.0, size=(k, d))
-    X = (centers[rng.integers(0, k, n)] + rng.normal(size=(n, d))).astype(np.float32)
+    rng, X, w, tuning, center, iteration = _setup(n, d, k, seed)
     X_missing = X.copy()
     X_missing[rng.random(X.shape) < fraction] = np.nan
     params = _start(rng, X, k, covariance_type)
-    w = jnp.ones((n,), jnp.float32)
-    tuning = _tuning.for_platform(jax.default_backend())
     chunk = _pass.chunk_rows(n, k, d, covariance_type, tuning)
     n_slots = _missing.max_missing(X_missing) if covariance_type == "full" else 0
     chunk_missing = _missing.missing_chunk_size(n, k, d, covariance_type, n_slots, tuning)
-    center = jnp.zeros((d,), jnp.float32)
-
-    @functools.partial(jax.jit, static_argnames=("n_slots", "chunk_size"))
-    def iteration(params, X, n_slots, chunk_size):
-        # What one iteration of gmm.fit runs: the pass (or its missing-data variant), then the M-step.
-        stats = _em.statistics(params, X, w, chunk_size, center, tuning, n_slots)
-        update = _em.em_update(stats, params, jnp.float32(1e-6))
-        return update.log_likelihood, update.params
 
     X_dev, Xm_dev = jnp.asarray(X), jnp.asarray(X_missing)
     complete = _best(lambda: iteration(params, X_dev, None, chunk), repeats)

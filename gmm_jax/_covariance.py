@@ -409,11 +409,18 @@ def nearest_component(X, means, precisions_cholesky, covariance_type):
     decides where every component's density underflows to zero, and there
     the log-determinants and weights no longer matter.
     """
-    y = covariance_model(covariance_type).whiten(X, means, precisions_cholesky)  # (N, K, D)
-    scale = jnp.max(jnp.abs(y), axis=(1, 2), keepdims=True)
-    scale = jax.lax.stop_gradient(jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1.0))
-    z = y / scale
+    z = unit_scaled(covariance_model(covariance_type).whiten(X, means, precisions_cholesky), (1, 2))  # (N, K, D)
     return jnp.argmin(jnp.sum(z * z, axis=-1), axis=1).astype(jnp.int32)
+
+
+def unit_scaled(y, axes):
+    """``y`` divided, per sample, by its largest finite magnitude over ``axes``.
+
+    The order of quadratic forms in ``y`` survives where their values would
+    overflow (a sample at 1e20 in float32).
+    """
+    scale = jnp.max(jnp.abs(y), axis=axes, keepdims=True)
+    return y / jax.lax.stop_gradient(jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1.0))
 
 
 def select_features(covariances, covariance_type, idx):

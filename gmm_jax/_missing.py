@@ -138,13 +138,6 @@ def _residuals(means, X):
     return miss, jnp.where(miss.T[None], 0.0, X0.T[None] - means[:, :, None])
 
 
-def _unit_scale(r, axes):
-    """``r`` divided, row by row, by its largest magnitude over ``axes``: the order of quadratic forms survives
-    where their values would overflow (a row at 1e20 in float32), as in ``_covariance.nearest_component``."""
-    scale = jnp.max(jnp.abs(r), axis=axes, keepdims=True)
-    return r / jax.lax.stop_gradient(jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1.0))
-
-
 def _slot_entries(g, idx_t, valid_t):
     """``g_m`` (K, S, B): the entries of ``g`` (K, D, B) at each row's slots ``idx_t`` (S, B), zero where unused."""
     n_components, n_slots, n_rows = g.shape[0], idx_t.shape[0], g.shape[2]
@@ -257,7 +250,7 @@ class MissingFull:
     def nearest(self, consts, X):
         """The component nearest each row of ``X`` (B, D) in Mahalanobis distance on its observed entries: (B,)."""
         miss, r = _residuals(consts["means"], X)
-        return jnp.argmin(self._observed_block(consts, miss, _unit_scale(r, (0, 1)))[0], axis=0).astype(jnp.int32)
+        return jnp.argmin(self._observed_block(consts, miss, _covariance.unit_scaled(r, (0, 1)))[0], axis=0).astype(jnp.int32)
 
     def completion(self, feats):
         """``x^ - mu`` per component (K, D, B): the residual with each missing entry its conditional mean's."""
@@ -334,7 +327,7 @@ class MissingDiag:
     def nearest(self, consts, X):
         """The component nearest each row of ``X`` (B, D) in Mahalanobis distance on its observed entries: (B,)."""
         miss, r = _residuals(consts["means"], X)
-        y = _unit_scale(r, (0, 1)) * consts["factor"][:, :, None]  # (K, D, B)
+        y = _covariance.unit_scaled(r, (0, 1)) * consts["factor"][:, :, None]  # (K, D, B)
         return jnp.argmin(jnp.sum(y * y, axis=1), axis=0).astype(jnp.int32)
 
     def chunk_sums(self, consts, feats, resp):
@@ -456,8 +449,13 @@ def sorted_rows(X, w):
     The E-step sums do not depend on the order of the rows; sorted, each
     group is a contiguous static slice.
     """
-    order = jnp.argsort(jnp.sum(jnp.isnan(X), axis=1), stable=True)
+    order = _slot_order(X)
     return X[order], w[order]
+
+
+def _slot_order(X):
+    """The permutation that sorts the rows of ``X`` by their NaN count (stable, as :func:`slot_groups` counts)."""
+    return jnp.argsort(jnp.sum(jnp.isnan(X), axis=1), stable=True)
 
 
 def accumulate_grouped(groups: SlotGroups, params, X, w, center, tuning):
@@ -558,23 +556,36 @@ def _posterior(model, consts, log_weights, Xc):
     return log_resp, jnp.where(far, -jnp.inf, log_norm), feats
 
 
-def weighted_log_prob(params, X, n_slots, chunk_size=None):
-    """``log w_k + log p_k(x_n, observed entries)`` for every row and component: ``(N, K)``.
+def _map_rows(params, data, n_slots, chunk_size, per_chunk):
+    """``per_chunk(model, consts, log_weights, center, chunk)``'s per-row outputs over the rows of ``data``.
 
-    Traceable; evaluated in coordinates centred at the mixture's mean (float32
-    accuracy, as ``_likelihood.centred_weighted_log_prob``). Rows with nothing
-    observed get ``log w_k``. ``n_slots``: one bound, or :class:`SlotGroups`.
+    The missing-data pass of ``params`` in coordinates centred at the
+    mixture's mean (float32 accuracy, as ``_likelihood``'s scorers); ``data``
+    is ``X`` (N, D), or ``X`` with per-row columns after it, and chunks are
+    handed over uncentred. ``n_slots``: one bound or :class:`SlotGroups`.
     """
     center = jax.lax.stop_gradient(_rows.mixture_center(params))
     log_weights = jnp.log(params.weights)
 
-    def rows(n_slots, Xg, chunk_size):
+    def rows(n_slots, part, chunk_size):
         model = missing_model(params.covariance_type, n_slots)
         consts = model.pass_constants(params.means - center[None], params.precisions_cholesky)
-        return _rows.map_over_rows(lambda Xc: _chunk_posterior(model, consts, log_weights, Xc)[0].T, Xg, chunk_size,
-                                   center)  # fmt: skip
+        return _rows.map_over_rows(lambda chunk: per_chunk(model, consts, log_weights, center, chunk), part,
+                                   chunk_size)  # fmt: skip
 
-    return _map_slot_groups(rows, X, n_slots, chunk_size)
+    return _map_slot_groups(rows, data, n_slots, chunk_size)
+
+
+def weighted_log_prob(params, X, n_slots, chunk_size=None):
+    """``log w_k + log p_k(x_n, observed entries)`` for every row and component: ``(N, K)``.
+
+    Traceable, through :func:`_map_rows`. Rows with nothing observed get ``log w_k``.
+    """
+
+    def per_chunk(model, consts, log_weights, center, Xc):
+        return _chunk_posterior(model, consts, log_weights, Xc - center[None])[0].T
+
+    return _map_rows(params, X, n_slots, chunk_size, per_chunk)
 
 
 def criterion_sums(params, X, w, n_slots, chunk_size=None):
@@ -634,23 +645,14 @@ def _impute_chunk(model, consts, log_weights, means, variances, Xc, noise=None):
 def log_resp_and_norm(params, X, n_slots, chunk_size=None):
     """``(log responsibilities (N, K), log p(observed entries) (N,))``; 0 for a row with nothing observed.
 
-    Traceable; in coordinates centred at the mixture's mean, as
-    :func:`weighted_log_prob`, with the far-point rule of :func:`_posterior`.
+    Traceable, through :func:`_map_rows`, with the far-point rule of :func:`_posterior`.
     """
-    center = jax.lax.stop_gradient(_rows.mixture_center(params))
-    log_weights = jnp.log(params.weights)
 
-    def rows(n_slots, Xg, chunk_size):
-        model = missing_model(params.covariance_type, n_slots)
-        consts = model.pass_constants(params.means - center[None], params.precisions_cholesky)
+    def per_chunk(model, consts, log_weights, center, Xc):
+        log_resp, log_norm, _ = _posterior(model, consts, log_weights, Xc - center[None])
+        return log_resp.T, log_norm
 
-        def chunk(Xc):
-            log_resp, log_norm, _ = _posterior(model, consts, log_weights, Xc)
-            return log_resp.T, log_norm
-
-        return _rows.map_over_rows(chunk, Xg, chunk_size, center)
-
-    return _map_slot_groups(rows, X, n_slots, chunk_size)
+    return _map_rows(params, X, n_slots, chunk_size, per_chunk)
 
 
 def _map_slot_groups(rows, X, n_slots, chunk_size):
@@ -662,7 +664,7 @@ def _map_slot_groups(rows, X, n_slots, chunk_size):
     """
     if not isinstance(n_slots, SlotGroups):
         return rows(n_slots, X, chunk_size)
-    order = jnp.argsort(jnp.sum(jnp.isnan(X), axis=1), stable=True)
+    order = _slot_order(X)
     X_sorted, parts, start = X[order], [], 0
     for n_rows, group_slots, group_chunk in n_slots.groups:
         parts.append(rows(group_slots, X_sorted[start:start + n_rows], group_chunk))
@@ -678,35 +680,23 @@ def scoring_options(params, X):
     when its rows fall into several, else one bound for all rows.
     """
     kind = params.covariance_type
+    groups = slot_groups(X, kind, params.n_components, _tuning.for_data(X)) if _sharding.row_blocks(X) == 1 else None
+    if groups is not None:
+        return groups, None
     n_slots = max_missing(X) if kind in ("full", "tied") else 0
-    chunk_size = missing_chunk_size(X.shape[0], params.n_components, params.n_features, kind, n_slots)
-    if _sharding.row_blocks(X) == 1:
-        groups = slot_groups(X, kind, params.n_components, _tuning.for_data(X))
-        if groups is not None:
-            return groups, None
-    return n_slots, chunk_size
+    return n_slots, missing_chunk_size(X.shape[0], params.n_components, params.n_features, kind, n_slots)
 
 
 @functools.partial(jax.jit, static_argnames=("n_slots", "chunk_size", "sample"))
 @float32_matmuls
 def _impute(key, params, X, n_slots, chunk_size, sample):
-    center = jax.lax.stop_gradient(_rows.mixture_center(params))
-    means = params.means - center[None]
-    log_weights = jnp.log(params.weights)
     n_samples, n_features = X.shape
 
-    def rows(n_slots, data, chunk_size):
-        model = missing_model(params.covariance_type, n_slots)
-        consts = model.pass_constants(means, params.precisions_cholesky)
+    def per_chunk(model, consts, log_weights, center, chunk):
+        means = consts["means"]
         variances = 1.0 / jnp.square(consts["factor"]) if isinstance(model, MissingDiag) else None  # (K, D)
-
-        def fill(chunk):
-            if not sample:
-                return _impute_chunk(model, consts, log_weights, means, variances, chunk - center[None]) + center[None]
-            Xc, noise = chunk[:, :n_features] - center[None], chunk[:, n_features:]
-            return _impute_chunk(model, consts, log_weights, means, variances, Xc, noise) + center[None]
-
-        return _rows.map_over_rows(fill, data, chunk_size)
+        Xc, noise = chunk[:, :n_features] - center[None], (chunk[:, n_features:] if sample else None)
+        return _impute_chunk(model, consts, log_weights, means, variances, Xc, noise) + center[None]
 
     data = X
     if sample:
@@ -715,7 +705,7 @@ def _impute(key, params, X, n_slots, chunk_size, sample):
         eps = jax.random.normal(normal_key, (n_samples, n_features), X.dtype)
         gumbel = jax.random.gumbel(gumbel_key, (n_samples, params.n_components), X.dtype)
         data = jnp.concatenate([X, eps, gumbel], axis=1)  # the same NaN per row as X
-    out = _map_slot_groups(rows, data, n_slots, chunk_size)
+    out = _map_rows(params, data, n_slots, chunk_size, per_chunk)
     return jnp.where(jnp.isnan(X), out, X)
 
 
