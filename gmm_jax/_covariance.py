@@ -91,13 +91,25 @@ def _squared_moments(X, resp, shift):
 _NOISE_EPS = 16
 
 
+def matrix_diagonal(a):
+    """``(..., D)`` diagonals of ``(..., D, D)`` matrices, as ``jnp.diagonal(a, axis1=-2, axis2=-1)``.
+
+    A masked sum: ``jnp.diagonal`` is a gather, a kernel of its own that adds
+    compile time wherever it appears (benchmarks/README.md, "Compile time");
+    the sum fuses with its neighbours. Off-diagonal infinities and NaN do not
+    leak into it.
+    """
+    eye = jnp.eye(a.shape[-1], dtype=bool)
+    return jnp.sum(jnp.where(eye, a, jnp.zeros((), a.dtype)), axis=-1)
+
+
 def _noise_floor(raw_second_moment):
     return _NOISE_EPS * jnp.finfo(raw_second_moment.dtype).eps * raw_second_moment
 
 
 def _drop_noise_variances(cov, raw):
     """Zeroes the rows and columns of ``cov`` (..., D, D) whose variance is below the noise of ``raw``."""
-    zero = jnp.diagonal(cov, axis1=-2, axis2=-1) <= _noise_floor(jnp.diagonal(raw, axis1=-2, axis2=-1))
+    zero = matrix_diagonal(cov) <= _noise_floor(matrix_diagonal(raw))
     return jnp.where(zero[..., :, None] | zero[..., None, :], 0.0, cov)
 
 
@@ -134,7 +146,7 @@ class Full:
     @staticmethod
     def log_det_factor(factor, n_features):
         del n_features
-        return jnp.sum(jnp.log(jnp.diagonal(factor, axis1=-2, axis2=-1)), axis=-1)
+        return jnp.sum(jnp.log(matrix_diagonal(factor)), axis=-1)
 
     @staticmethod
     def whiten(X, means, factor):
@@ -156,7 +168,7 @@ class Full:
     @staticmethod
     def diagonal(a):
         """Per-feature entries of a covariance-shaped or factor-shaped array: (K, D)."""
-        return jnp.diagonal(a, axis1=-2, axis2=-1)
+        return matrix_diagonal(a)
 
     @staticmethod
     def mark_singular(factor, singular):
@@ -193,7 +205,7 @@ class Tied:
     @staticmethod
     def log_det_factor(factor, n_features):
         del n_features
-        return jnp.sum(jnp.log(jnp.diagonal(factor)))
+        return jnp.sum(jnp.log(matrix_diagonal(factor)))
 
     @staticmethod
     def whiten(X, means, factor):

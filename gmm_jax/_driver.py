@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_jax import _em, _hierarchical, _init, _missing, _pass, _prior, _rows, _validation
+from gmm_jax import _em, _hierarchical, _init, _missing, _pass, _prior, _rows, _tuning, _validation
 from gmm_jax._em import EMData, FitResult
 from gmm_jax._params import GMMParams, check_init_params
 from gmm_jax._precision import float32_matmuls
@@ -46,6 +46,8 @@ __all__ = [
     "check_tolerances",
     "restart_keys",
     "fit_in_memory",
+    "fit_program",
+    "fit_size",
     "check_result",
     "read_batch",
 ]
@@ -173,8 +175,9 @@ def pad_to_bucket(X, w):
     n_pad = bucket_size(n) - n
     if n_pad == 0:
         return X, w
-    return (jnp.concatenate([X, jnp.broadcast_to(X[-1:], (n_pad, X.shape[1]))]),
-            jnp.concatenate([w, jnp.zeros((n_pad,), w.dtype)]))  # fmt: skip
+    xp = np if isinstance(X, np.ndarray) and isinstance(w, np.ndarray) else jnp  # host data stays on the host
+    return (xp.concatenate([X, xp.broadcast_to(X[-1:], (n_pad, X.shape[1]))]),
+            xp.concatenate([w, xp.zeros((n_pad,), w.dtype)]))  # fmt: skip
 
 
 def check_tolerances(tol, reg_covar, dtype):
@@ -191,7 +194,7 @@ def check_warm_start(init_params, init_lower_bound, n_components, n_features, co
         init_params = check_init_params(init_params, n_components, n_features, covariance_type).astype(dtype)
         _validation.check_params_values(init_params, "init_params")
     if init_lower_bound is None:
-        return init_params, jnp.asarray(-jnp.inf, dtype)
+        return init_params, np.asarray(-np.inf, dtype)
     if init_params is None:
         raise ValueError(
             "init_lower_bound is the lower bound of the fit that produced init_params; pass init_params too."
@@ -201,7 +204,7 @@ def check_warm_start(init_params, init_lower_bound, n_components, n_features, co
     value = float(np.asarray(init_lower_bound))
     if np.isnan(value) or value == np.inf:
         raise ValueError(f"init_lower_bound must be a finite number or -inf, got {init_lower_bound!r}.")
-    return init_params, jnp.asarray(value, dtype)
+    return init_params, np.asarray(value, dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -340,10 +343,21 @@ def fit_weights(X, w, options: FitOptions):
     return w if options.n_slots is None else _missing.informative_weights(X, w)
 
 
-@functools.partial(jax.jit, static_argnames=("options",))
-@float32_matmuls
+def fit_size(shape, options: FitOptions) -> int:
+    """Rows x features x components x restarts: the size that picks a fit's compiler options (``_tuning.SizedJit``)."""
+    return shape[0] * shape[1] * options.n_components * options.n_init
+
+
 def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions, prior=None) -> FitResult:
     """The compiled fit of rows held in memory (one device or sharded): initialise, EM, restarts."""
+    program = fit_program.pick(options.tuning, fit_size(X.shape, options))
+    return program(key, X, w, init_params, tol, reg_covar, init_lower_bound, options, prior)
+
+
+@functools.partial(_tuning.SizedJit, static_argnames=("options",))
+@float32_matmuls
+def fit_program(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions, prior=None) -> FitResult:
+    """:func:`fit_in_memory`'s program, compiled for small or for large problems (``fit_program.pick``)."""
     w = fit_weights(X, w, options)
     center = data_center(X, w)
     if options.differentiate == "unrolled":

@@ -148,7 +148,7 @@ def fit(
     """
     del matmul_precision  # in force around this call (with_matmul_precision)
     _validation.check_key(key)
-    X = _validation.check_data(X, nan_policy=nan_policy)
+    X = _validation.check_data(X, nan_policy=nan_policy, keep_host=True)  # host data is checked on the host
     n_samples, n_features = X.shape
     n_slots = None
     if nan_policy == "marginalize":
@@ -167,7 +167,7 @@ def fit(
     )  # fmt: skip
     options = _driver.with_slot_groups(options, X, chunk_size)
     tol, reg_covar = _driver.check_tolerances(tol, reg_covar, X.dtype)
-    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype)
+    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype, keep_host=True)
     init_params, init_lower_bound = _driver.check_warm_start(
         init_params, init_lower_bound, options.n_components, n_features, covariance_type, X.dtype)  # fmt: skip
     if n_blocks == 1 and chunk_size is None and n_slots is None:  # a new N in the same bucket reuses the compiled fit

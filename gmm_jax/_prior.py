@@ -282,7 +282,7 @@ class _Full:
     def log_prior(params, prior, m, on):
         u = params.precisions_cholesky  # (K, D, D)
         d = u.shape[-1]
-        log_det_cov = -2.0 * jnp.sum(jnp.log(jnp.diagonal(u, axis1=-2, axis2=-1)), axis=-1)  # (K,)
+        log_det_cov = -2.0 * jnp.sum(jnp.log(_covariance.matrix_diagonal(u)), axis=-1)  # (K,)
         precision = u @ jnp.swapaxes(u, -1, -2)
         trace = jnp.sum(prior.scale[None] * precision, axis=(-2, -1))
         y = jnp.einsum("kd,kde->ke", params.means - prior.mean[None], u)
@@ -303,7 +303,7 @@ class _Tied:
     def log_prior(params, prior, m, on):
         u = params.precisions_cholesky  # (D, D)
         k, d = jnp.sum(on), params.means.shape[-1]
-        log_det_cov = -2.0 * jnp.sum(jnp.log(jnp.diagonal(u)))
+        log_det_cov = -2.0 * jnp.sum(jnp.log(_covariance.matrix_diagonal(u)))
         trace = jnp.sum(prior.scale * (u @ u.T))
         y = (params.means - prior.mean[None]) @ u
         maha = jnp.sum(on[:, None] * y * y)

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gmm_jax import _driver, _likelihood, _missing, _pass, _prior, _sharding, _tuning, _validation
 from gmm_jax._em import STATUS_OK, FitResult
@@ -79,9 +81,16 @@ jax.tree_util.register_dataclass(
 )
 
 
-@functools.partial(jax.jit, static_argnames=("options",))
-@float32_matmuls
 def _sweep(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions, prior=None, hierarchy=None):
+    """:func:`_sweep_program`, compiled for small or large sweeps (``_tuning.SizedJit``)."""
+    size = _driver.fit_size(X.shape, options) * n_components.shape[0]
+    program = _sweep_program.pick(options.tuning, size)
+    return program(key, X, w, tol, reg_covar, n_components, options, prior, hierarchy)
+
+
+@functools.partial(_tuning.SizedJit, static_argnames=("options",))
+@float32_matmuls
+def _sweep_program(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions, prior=None, hierarchy=None):
     """Fits of every ``K`` in ``n_components`` (traced ``(len,)``) with ``options.n_components = K_max``.
 
     ``hierarchy``: with ``init="hierarchical"``, the tree of :func:`_tree`.
@@ -139,6 +148,52 @@ def _check_types(covariance_types):
     if len(set(covariance_types)) != len(covariance_types):
         raise ValueError(f"covariance_types has repeated values: {covariance_types}.")
     return covariance_types
+
+
+class _Table(NamedTuple):
+    """The rows of a :class:`SelectionResult`, ``(len(covariance_types), len(n_components))`` each."""
+
+    criterion: jax.Array
+    n_components: jax.Array  # (len(n_components),) int32
+    lower_bound: jax.Array
+    converged: jax.Array
+    n_iter: jax.Array
+    status: jax.Array
+    best_type_index: jax.Array  # () int32: the row of the lowest criterion
+    best_index: jax.Array  # () int32: its column
+    best_n_components: jax.Array  # () int32: its K
+
+
+@functools.partial(jax.jit, static_argnames=("missing", "ks", "covariance_types", "criterion"))
+def _table(fits, sums, X, w, missing: bool, ks: tuple, covariance_types: tuple, criterion: str) -> _Table:
+    """Every cell's criterion from its sweep's sums, in one program (no small operations compiled one by one).
+
+    ``fits`` and ``sums``: per covariance type, the ``FitResult`` and the
+    ``(log_likelihood, classification)`` sums of :func:`_sweep` (``(len(ks),)`` each).
+    """
+    n = jnp.sum(_missing.informative_weights(X, w) if missing else w)  # the samples the weights stand for
+    criteria = []
+    for covariance_type, fit, (log_likelihood, classification) in zip(covariance_types, fits, sums):
+        n_params = jnp.asarray([_likelihood.n_free_parameters(covariance_type, k, X.shape[1]) for k in ks], X.dtype)
+        penalty = 2.0 * n_params if criterion == "aic" else n_params * jnp.log(n)
+        value = -2.0 * log_likelihood + penalty
+        if criterion == "icl":
+            value = value - 2.0 * classification
+        ok = (fit.status == STATUS_OK) & jnp.isfinite(value)
+        criteria.append(jnp.where(ok, value, jnp.inf))
+    names = ("lower_bound", "converged", "n_iter", "status")
+    rows = {name: jnp.stack([getattr(fit, name) for fit in fits]) for name in names}
+    criterion_table = jnp.stack(criteria)
+    best_type, best = jnp.divmod(jnp.argmin(criterion_table).astype(jnp.int32), len(ks))
+    k_array = jnp.asarray(ks, jnp.int32)
+    return _Table(criterion_table, k_array, best_type_index=best_type, best_index=best,
+                  best_n_components=k_array[best], **rows)  # fmt: skip
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _best_fit(fits: FitResult, index, k: int) -> FitResult:
+    """Cell ``index`` of a sweep's fits, trimmed to its ``k`` active components (:func:`_trim`)."""
+    return _trim(jax.tree_util.tree_map(lambda a: a[index], fits), k)
 
 
 def _trim(result: FitResult, k: int) -> FitResult:
@@ -216,7 +271,7 @@ def select(
     """
     del matmul_precision  # in force around this call (with_matmul_precision)
     _validation.check_key(key)
-    X = _validation.check_data(X, nan_policy=nan_policy)
+    X = _validation.check_data(X, nan_policy=nan_policy, keep_host=True)  # host data is checked on the host
     n_samples, n_features = X.shape
     ks = _check_components(n_components, n_samples)
     covariance_types = _check_types(covariance_types)
@@ -238,11 +293,8 @@ def select(
     tuning = _tuning.for_data(X)
     n_blocks = _sharding.row_blocks(X)
     tol, reg_covar = _driver.check_tolerances(tol, reg_covar, X.dtype)
-    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype)
-    k_array = jnp.asarray(ks, jnp.int32)
-    n = jnp.sum(_missing.informative_weights(X, w) if missing else w)
-    rows = {name: [] for name in ("criterion", "lower_bound", "converged", "n_iter", "status")}
-    fits = []
+    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype, keep_host=True)
+    fits, sums = [], []
     hierarchy = None
     for covariance_type in covariance_types:
         options = _driver.fit_options(
@@ -254,37 +306,25 @@ def select(
         if init == "hierarchical" and hierarchy is None:
             hierarchy = _tree(key, X, w, options)
         if isinstance(prior, str) and prior == "default":  # mclust's: a scale per K, so one sweep per K
-            parts = [_sweep(key, X, w, tol, reg_covar, jnp.asarray([k], jnp.int32), options,
+            parts = [_sweep(key, X, w, tol, reg_covar, np.asarray([k], np.int32), options,
                             _driver.check_prior(_prior.ConjugatePrior.default(X, k, covariance_type), n_features,
                                                 covariance_type, X.dtype), hierarchy) for k in ks]  # fmt: skip
-            result, sums = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *parts)
-            log_likelihood, classification = sums
+            result, cell_sums = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *parts)
         else:
             cell_prior = None if isinstance(prior, str) and prior == "none" else prior
             cell_prior = _driver.check_prior(cell_prior, n_features, covariance_type, X.dtype)
-            result, (log_likelihood, classification) = _sweep(key, X, w, tol, reg_covar, k_array, options,
-                                                                cell_prior, hierarchy)  # fmt: skip
-        n_params = jnp.asarray([_likelihood.n_free_parameters(covariance_type, k, n_features) for k in ks], X.dtype)
-        penalty = {"aic": 2.0 * n_params}.get(criterion, n_params * jnp.log(n))
-        value = -2.0 * log_likelihood + penalty
-        if criterion == "icl":
-            value = value - 2.0 * classification
-        ok = (result.status == STATUS_OK) & jnp.isfinite(value)
-        rows["criterion"].append(jnp.where(ok, value, jnp.inf))
-        for name in ("lower_bound", "converged", "n_iter", "status"):
-            rows[name].append(getattr(result, name))
+            result, cell_sums = _sweep(key, X, w, tol, reg_covar, np.asarray(ks, np.int32), options, cell_prior, hierarchy)
         fits.append(result)
-    table = {name: jnp.stack(values) for name, values in rows.items()}
-    flat = jnp.argmin(table["criterion"])
-    best_type, best_k = jnp.divmod(flat, len(ks))
+        sums.append(cell_sums)
+    table = _table(tuple(fits), tuple(sums), X, w, missing, tuple(ks), covariance_types, criterion)
     best = None
-    if _validation.is_concrete(flat):
-        t, j = int(best_type), int(best_k)
-        best = _trim(jax.tree_util.tree_map(lambda a: a[j], fits[t]), ks[j])
-    elif len(covariance_types) == 1:
-        best = jax.tree_util.tree_map(lambda a: a[best_k], fits[0])
+    if _validation.is_concrete(table.best_index):
+        j = int(table.best_index)
+        best = _best_fit(fits[int(table.best_type_index)], j, ks[j])
+    elif len(covariance_types) == 1:  # under a transformation: only one type's fits have a known shape
+        best = jax.tree_util.tree_map(lambda a: a[table.best_index], fits[0])
     return SelectionResult(
-        table["criterion"], k_array, table["lower_bound"], table["converged"], table["n_iter"], table["status"],
-        best_type.astype(jnp.int32), k_array[best_k], best, tuple(fits), covariance_types, criterion,
+        table.criterion, table.n_components, table.lower_bound, table.converged, table.n_iter, table.status,
+        table.best_type_index, table.best_n_components, best, tuple(fits), covariance_types, criterion,
     )  # fmt: skip
 

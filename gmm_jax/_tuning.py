@@ -12,11 +12,12 @@ numbers), so no branch is untested.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 
-__all__ = ["Tuning", "CPU", "ACCELERATOR", "for_data", "for_platform"]
+__all__ = ["Tuning", "CPU", "ACCELERATOR", "for_data", "for_platform", "SizedJit", "FAST_COMPILE"]
 
 
 class Tuning(NamedTuple):
@@ -45,15 +46,22 @@ class Tuning(NamedTuple):
         components x features is explicit differences; from this size on it
         uses matrix products where their rounding is within budget
         (``_pass.DiagPass``).
-      sequential_restarts_size: restarts of a fit of at least this many
-        rows x components x features run one after another (``lax.map``)
-        instead of side by side under ``vmap``.
+      sequential_restarts_size: restarts of a fit (and the ``K`` of a
+        selection) of at least this many rows x components x features run
+        one after another (``lax.map``) instead of side by side under
+        ``vmap``. On a CPU always (0): a batched loop runs until its slowest
+        member converges, gains little from two cores and compiles about
+        1.5x longer; an accelerator runs small fits side by side in parallel.
       slot_groups_min_rows: from this many rows on, missing data with full
         or tied covariances is scored and fitted in slot groups
         (``_missing.SlotGroups``). Each group is compiled, and the groups
         follow the data's counts of NaN per row, so data of the same shape
         can compile again; below this size the pass with one bound for all
         rows costs less than that.
+      fast_compile_max_size: programs up to this many rows x components x
+        features (times restarts or fits) are compiled with
+        :data:`FAST_COMPILE`: on small problems the compile is most of the
+        wait, on large ones the iterations are (:class:`SizedJit`).
     """
 
     chunk_elements: int
@@ -66,6 +74,7 @@ class Tuning(NamedTuple):
     diag_expand_min_size: int
     sequential_restarts_size: int
     slot_groups_min_rows: int
+    fast_compile_max_size: int
 
 
 # benchmarks/README.md, "Tuning table", has the measurement behind each value.
@@ -78,14 +87,17 @@ CPU = Tuning(
     unroll_components=32,
     feature_loop_d=16,
     diag_expand_min_size=2**17,
-    sequential_restarts_size=2**17,
+    sequential_restarts_size=0,  # always: side by side, a batched loop compiles longer and is no faster here
     slot_groups_min_rows=2**14,
+    fast_compile_max_size=2**22,
 )
 
 ACCELERATOR = CPU._replace(
     chunk_elements=2**27,  # H200: 318 -> 272 ms per iteration at N=1e7, D=32, K=64 (2**24 -> 2**27)
     full_unroll=1,
     pairwise_norms_max_d=0,
+    sequential_restarts_size=2**17,
+    fast_compile_max_size=0,  # FAST_COMPILE holds CPU options only
 )
 
 
@@ -105,3 +117,51 @@ def for_data(X) -> Tuning:
         if len(platforms) == 1:
             return for_platform(platforms.pop())
     return for_platform(jax.default_backend())
+
+
+try:  # True outside every transformation: the only place a jit takes compiler options
+    from jax._src.core import trace_state_clean as _outside_transformations
+except ImportError:  # another JAX: the default options everywhere
+
+    def _outside_transformations() -> bool:
+        return False
+
+
+# XLA's CPU compiler without its MLIR fusion emitters: the seed fit compiles
+# in 0.9 s instead of 1.6 s, and large iterations run 5-27% slower
+# (benchmarks/README.md, "Compile time").
+FAST_COMPILE = {"xla_cpu_use_fusion_emitters": False}
+
+
+class SizedJit:
+    """``jax.jit`` of one function twice over, picked by the size of the problem.
+
+    ``pick(tuning, size)`` is the function compiled with :data:`FAST_COMPILE`
+    up to ``tuning.fast_compile_max_size``, and with XLA's defaults beyond.
+    Both give the same results up to rounding. Under a transformation (a
+    caller's ``jit``, ``vmap`` or ``grad``) it is always the default one: in
+    a caller's ``jit`` it is inlined into the caller's program and compiled
+    with the caller's options.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from gmm_jax import _tuning
+      >>> double = _tuning.SizedJit(lambda x: 2 * x)
+      >>> int(double.pick(_tuning.CPU, 3)(jnp.array(2)))
+      4
+    """
+
+    def __init__(self, fun, **jit_kwargs):
+        functools.update_wrapper(self, fun)
+        self.default = jax.jit(fun, **jit_kwargs)
+        self.fast = jax.jit(fun, compiler_options=FAST_COMPILE, **jit_kwargs)
+
+    def pick(self, tuning: Tuning, size: int):
+        # JAX refuses compiler options on a jit inside another trace (jit, scan,
+        # make_jaxpr): there the caller's program and options decide anyway.
+        fast = size <= tuning.fast_compile_max_size and _outside_transformations()
+        return self.fast if fast else self.default
+
+    def _cache_size(self) -> int:
+        """Programs compiled so far, both variants together (for tests that count compilations)."""
+        return self.default._cache_size() + self.fast._cache_size()

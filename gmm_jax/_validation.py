@@ -242,17 +242,31 @@ def check_nan_policy(nan_policy):
 
 
 @eager
-def check_data(X, name: str = "X", min_samples: int = 1, nan_policy: str | None = None):
+def check_data(X, name: str = "X", min_samples: int = 1, nan_policy: str | None = None, keep_host: bool = False):
     """Validates a data matrix ``(n_samples, n_features)``; returns a float array.
 
     ``nan_policy="marginalize"`` accepts NaN entries (missing values), and
     reads the masked entries of a ``numpy.ma.MaskedArray`` as NaN; inf is
     still an error. ``"raise"`` refuses them and the error names the option;
     ``None`` (a function without the option) refuses them without naming it.
+
+    ``keep_host``: host data (anything but a ``jax.Array``) is checked and
+    returned as a NumPy array, for a caller that hands it to its compiled
+    program as it is: no device operation runs, so none compiles. Otherwise
+    the result is a JAX array.
     """
     if nan_policy is not None:
         check_nan_policy(nan_policy)
+    if keep_host and not isinstance(X, jax.Array):
+        X = host_float_array(X, name, nan_policy)
+        _check_data_values(X, np, name, min_samples, nan_policy)
+        return X
     X = as_float_array(X, name, nan_policy)
+    return _check_data_values(X, jnp, name, min_samples, nan_policy)
+
+
+def _check_data_values(X, xp, name, min_samples, nan_policy):
+    """:func:`check_data`'s checks of shape and values, with ``xp`` (NumPy or ``jax.numpy``) as ``X`` is."""
     if X.ndim != 2:
         hint = " Reshape a single feature with X.reshape(-1, 1)." if X.ndim == 1 else ""
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}.{hint}")
@@ -261,14 +275,14 @@ def check_data(X, name: str = "X", min_samples: int = 1, nan_policy: str | None 
             f"{name} must have at least {min_samples} sample(s) and 1 feature, got shape {X.shape}."
         )
     if nan_policy == "marginalize":
-        if is_concrete(X) and bool(jnp.any(jnp.isinf(X))):
+        if is_concrete(X) and bool(xp.any(xp.isinf(X))):
             raise ValueError(
-                f"{name} contains {int(jnp.sum(jnp.isinf(X)))} infinite value(s); with "
+                f"{name} contains {int(xp.sum(xp.isinf(X)))} infinite value(s); with "
                 'nan_policy="marginalize" only NaN marks a missing entry. Remove or replace them.'
             )
         return X
-    if is_concrete(X) and not bool(jnp.all(jnp.isfinite(X))):
-        n_bad = int(jnp.sum(~jnp.isfinite(X)))
+    if is_concrete(X) and not bool(xp.all(xp.isfinite(X))):
+        n_bad = int(xp.sum(~xp.isfinite(X)))
         option = ', or pass nan_policy="marginalize" to treat NaN entries as missing at random' if nan_policy else ""
         raise ValueError(f"{name} contains {n_bad} NaN or infinite value(s); remove or impute them{option}.")
     return X
@@ -278,7 +292,8 @@ def check_data(X, name: str = "X", min_samples: int = 1, nan_policy: str | None 
 def check_observed_features(X, name: str = "X"):
     """For fitting with missing values: every feature needs an observed entry."""
     if is_concrete(X):
-        check_observed_columns(np.asarray(jnp.any(~jnp.isnan(X), axis=0)), name)
+        xp = np if isinstance(X, np.ndarray) else jnp
+        check_observed_columns(np.asarray(xp.any(~xp.isnan(X), axis=0)), name)
     return X
 
 
@@ -296,19 +311,24 @@ def check_observed_columns(observed, name: str = "X"):
 
 
 @eager
-def check_sample_weight(sample_weight, n_samples: int, dtype):
-    """Validates ``sample_weight`` of shape ``(n_samples,)``; ``None`` means ones."""
+def check_sample_weight(sample_weight, n_samples: int, dtype, keep_host: bool = False):
+    """Validates ``sample_weight`` of shape ``(n_samples,)``; ``None`` means ones.
+
+    ``keep_host``: as in :func:`check_data`, host weights (and ``None``) give a NumPy array.
+    """
+    host = keep_host and not isinstance(sample_weight, jax.Array)
+    xp = np if host else jnp
     if sample_weight is None:
-        return jnp.ones((n_samples,), dtype)
-    w = as_float_array(sample_weight, "sample_weight").astype(dtype)
+        return xp.ones((n_samples,), dtype)
+    w = (host_float_array if host else as_float_array)(sample_weight, "sample_weight").astype(dtype)
     if w.shape != (n_samples,):
         raise ValueError(
             f"sample_weight must have shape (n_samples,) = ({n_samples},), got {w.shape}."
         )
     if is_concrete(w):
-        if not bool(jnp.all(jnp.isfinite(w))) or bool(jnp.any(w < 0)):
+        if not bool(xp.all(xp.isfinite(w))) or bool(xp.any(w < 0)):
             raise ValueError("sample_weight must be finite and non-negative; got negative, NaN or inf entries.")
-        if not bool(jnp.any(w > 0)):
+        if not bool(xp.any(w > 0)):
             raise ValueError("sample_weight is zero everywhere; at least one sample needs positive weight.")
     return w
 
@@ -350,7 +370,7 @@ def check_scalar_option(value, name, dtype):
         return value.astype(dtype)
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value.item()
-    return jnp.asarray(check_nonneg_float(value, name), dtype)
+    return np.asarray(check_nonneg_float(value, name), dtype)  # host: no device operation to compile
 
 
 def check_init(init):

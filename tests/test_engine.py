@@ -131,9 +131,9 @@ def test_changing_reg_covar_or_tol_does_not_recompile():
 
     X = _data(1)
     gmm.fit(jax.random.key(0), X, 3, reg_covar=1e-6, tol=1e-3)
-    before = _driver.fit_in_memory._cache_size()
+    before = _driver.fit_program._cache_size()
     gmm.fit(jax.random.key(0), X, 3, reg_covar=1e-3, tol=1e-4)
-    assert _driver.fit_in_memory._cache_size() == before
+    assert _driver.fit_program._cache_size() == before
 
 
 def _online_batches(n_batches=8, rows=300):
@@ -205,9 +205,9 @@ def test_a_new_number_of_rows_in_the_same_bucket_does_not_recompile():
 
     X = _data(7, 510)
     first = gmm.fit(jax.random.key(0), X, 3, init="random")
-    before = _driver.fit_in_memory._cache_size()
+    before = _driver.fit_program._cache_size()
     again = gmm.fit(jax.random.key(0), X[:497], 3, init="random")  # 497 and 510 both pad to 512 rows
-    assert _driver.fit_in_memory._cache_size() == before
+    assert _driver.fit_program._cache_size() == before
     unpadded = gmm.fit(jax.random.key(0), X[:497], 3, init="random", chunk_size=497)  # no padding
     _trees_equal(again, unpadded, rtol=1e-9)
     assert _driver.bucket_size(497) == _driver.bucket_size(510) == 512 and _driver.bucket_size(513) == 640

@@ -96,9 +96,9 @@ def test_second_fit_with_the_same_shapes_does_not_recompile():
     X, _ = seed_data(0, 200)
     X2, _ = seed_data(1, 200)
     gmm.fit(jax.random.key(0), X, 3, max_iter=10)
-    before = _driver.fit_in_memory._cache_size()
+    before = _driver.fit_program._cache_size()
     gmm.fit(jax.random.key(1), X2, 3, max_iter=10, tol=1e-5, reg_covar=1e-4)
-    assert _driver.fit_in_memory._cache_size() == before
+    assert _driver.fit_program._cache_size() == before
 
 
 @pytest.mark.parametrize(

@@ -41,9 +41,9 @@ def test_select_entries_equal_separate_fits_with_the_same_key(init):
 def test_select_compiles_once_per_covariance_type_whatever_the_components():
     X = _blobs(1)
     gmm.select(KEY, X, [1, 2, 3], covariance_types=("diag",))
-    before = _select._sweep._cache_size()
+    before = _select._sweep_program._cache_size()
     gmm.select(KEY, X, [3, 1, 2], covariance_types=("diag",))  # same K_max: same program
-    assert _select._sweep._cache_size() == before
+    assert _select._sweep_program._cache_size() == before
 
 
 @pytest.mark.slow
