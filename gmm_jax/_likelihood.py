@@ -31,7 +31,7 @@ def layout(params: GMMParams, X, tuning: _tuning.Tuning):
     return _rows.RowBlocks(n_blocks, chunk) if n_blocks > 1 else chunk
 
 
-@functools.partial(jax.jit, static_argnames=("what", "chunk_size", "tuning"))
+@functools.partial(_tuning.SizedJit, static_argnames=("what", "chunk_size", "tuning"))
 @float32_matmuls
 def _scores(params, X, what, chunk_size, tuning):
     center = jax.lax.stop_gradient(_rows.mixture_center(params))  # (D,)
@@ -51,7 +51,8 @@ def scores(params: GMMParams, X, what: str, nan_policy: str = "raise"):
                 "labels": jnp.argmax(log_resp, axis=1).astype(jnp.int32),
                 "log_resp_and_log_prob": (log_resp, log_norm)}[what]  # fmt: skip
     tuning = _tuning.for_data(X)
-    return _scores(params.astype(X.dtype), X, what, layout(params, X, tuning), tuning)
+    program = _scores.pick(tuning, X.shape[0] * params.n_components * params.n_features)
+    return program(params.astype(X.dtype), X, what, layout(params, X, tuning), tuning)
 
 
 @with_matmul_precision
@@ -81,7 +82,7 @@ def log_prob(params: GMMParams, X, nan_policy: str = "raise", *, matmul_precisio
       -1.837877
     """
     del matmul_precision  # in force around this call (with_matmul_precision)
-    X = check_params_and_data(params, X, nan_policy=nan_policy)
+    X = check_params_and_data(params, X, nan_policy=nan_policy, keep_host=True)
     return scores(params, X, "log_prob", nan_policy)
 
 
@@ -97,7 +98,7 @@ def predict_proba(params: GMMParams, X, nan_policy: str = "raise", *, matmul_pre
       [[1.0, 0.0], [0.5, 0.5]]
     """
     del matmul_precision  # in force around this call (with_matmul_precision)
-    X = check_params_and_data(params, X, nan_policy=nan_policy)
+    X = check_params_and_data(params, X, nan_policy=nan_policy, keep_host=True)
     return scores(params, X, "proba", nan_policy)
 
 
@@ -113,14 +114,14 @@ def predict(params: GMMParams, X, nan_policy: str = "raise", *, matmul_precision
       [0, 1]
     """
     del matmul_precision  # in force around this call (with_matmul_precision)
-    X = check_params_and_data(params, X, nan_policy=nan_policy)
+    X = check_params_and_data(params, X, nan_policy=nan_policy, keep_host=True)
     return scores(params, X, "labels", nan_policy)
 
 
 def _weights_of(X, sample_weight, nan_policy="raise"):
     # Weights split like the rows of a sharded X (default ones included);
     # rows with nothing observed carry no information.
-    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), X.shape[0], X.dtype)
+    w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), X.shape[0], X.dtype, keep_host=True)
     return _missing.informative_weights(X, w) if nan_policy == "marginalize" else w
 
 
@@ -141,14 +142,29 @@ def score(
       -1.4189
     """
     del matmul_precision  # in force around this call (with_matmul_precision)
-    X = check_params_and_data(params, X, nan_policy=nan_policy)
+    X = check_params_and_data(params, X, nan_policy=nan_policy, keep_host=True)
     w = _weights_of(X, sample_weight, nan_policy)
-    return _weighted_mean(scores(params, X, "log_prob", nan_policy), w)
+    return _summary(scores(params, X, "log_prob", nan_policy), w)
 
 
 def _weighted_mean(values, w):
     # Zero-weight rows (padding) count for nothing, even where their density is -inf.
     return jnp.sum(jnp.where(w > 0, w * values, 0.0)) / jnp.sum(w)
+
+
+@functools.partial(jax.jit, static_argnames=("criterion",))
+def _summary(log_prob, w, n_params=0, criterion=None):
+    """The weighted mean of ``log_prob`` (``criterion=None``), or ``"bic"``/``"aic"`` from it.
+
+    One compiled program instead of a dozen eager operations, each of which
+    would compile on its first call.
+    """
+    mean = _weighted_mean(log_prob, w)
+    if criterion is None:
+        return mean
+    n = jnp.sum(w)  # the number of samples a weighted (or zero-padded) dataset stands for
+    per_parameter = jnp.log(n) if criterion == "bic" else 2.0
+    return -2.0 * mean * n + n_params * per_parameter
 
 
 def n_parameters(params: GMMParams) -> int:
@@ -171,12 +187,10 @@ def n_free_parameters(covariance_type: str, n_components, n_features):
     return (k - 1) + k * d + _covariance.n_covariance_parameters(covariance_type, k, d)
 
 
-def _criterion(params, X, sample_weight, penalty_per_parameter, nan_policy):
-    X = check_params_and_data(params, X, nan_policy=nan_policy)
+def _criterion(params, X, sample_weight, criterion, nan_policy):
+    X = check_params_and_data(params, X, nan_policy=nan_policy, keep_host=True)
     w = _weights_of(X, sample_weight, nan_policy)
-    n = jnp.sum(w)  # the number of samples a weighted (or zero-padded) dataset stands for
-    total = -2.0 * _weighted_mean(scores(params, X, "log_prob", nan_policy), w) * n
-    return total + n_parameters(params) * penalty_per_parameter(n)
+    return _summary(scores(params, X, "log_prob", nan_policy), w, n_parameters(params), criterion)
 
 
 @with_matmul_precision
@@ -200,7 +214,7 @@ def bic(
       True
     """
     del matmul_precision  # in force around this call (with_matmul_precision)
-    return _criterion(params, X, sample_weight, jnp.log, nan_policy)
+    return _criterion(params, X, sample_weight, "bic", nan_policy)
 
 
 @with_matmul_precision
@@ -219,5 +233,5 @@ def aic(
       True
     """
     del matmul_precision  # in force around this call (with_matmul_precision)
-    return _criterion(params, X, sample_weight, lambda n: 2.0, nan_policy)
+    return _criterion(params, X, sample_weight, "aic", nan_policy)
 

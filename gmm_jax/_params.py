@@ -244,10 +244,13 @@ def check_params(params, name: str = "params", allow_batch: bool = False):
     return params
 
 
-def check_params_and_data(params, X, name: str = "X", nan_policy: str = "raise"):
-    """Validates ``params`` and a data matrix whose features match them; returns ``X`` as an array."""
+def check_params_and_data(params, X, name: str = "X", nan_policy: str = "raise", keep_host: bool = False):
+    """Validates ``params`` and a data matrix whose features match them; returns ``X`` as an array.
+
+    ``keep_host``: host data stays a NumPy array (``_validation.check_data``).
+    """
     check_params(params)
-    X = _validation.check_data(X, name, nan_policy=nan_policy)
+    X = _validation.check_data(X, name, nan_policy=nan_policy, keep_host=keep_host)
     if X.shape[1] != params.n_features:
         raise ValueError(
             f"{name} has {X.shape[1]} features but the mixture has {params.n_features}; "

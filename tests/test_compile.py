@@ -112,3 +112,20 @@ def test_select_outside_and_inside_jit_agree_on_the_table_and_the_best_fit():
     assert int(eager.best_n_components) == int(traced.best_n_components)
     assert int(eager.best_type_index) == int(traced.best_type_index)
     assert eager.best.params.n_components == int(eager.best_n_components)
+
+
+def test_scoring_host_data_compiles_the_scoring_program_and_one_summary():
+    X, key = _data(7, 277), jax.random.key(0)
+    params = gmm.fit(key, X, 3, max_iter=5).params
+    with _compiles() as names:
+        gmm.predict(params, X)
+        gmm.log_prob(params, X[:100])
+    assert names == ["jit(_scores)", "jit(_scores)"]  # labels, then log densities of another shape
+    with _compiles() as names:
+        bic, aic, score = gmm.bic(params, X), gmm.aic(params, X), gmm.score(params, X)
+    assert sorted(names) == ["jit(_scores)", "jit(_summary)", "jit(_summary)", "jit(_summary)"]
+    log_density = np.asarray(gmm.log_prob(params, X))
+    n_params = gmm.n_parameters(params)
+    np.testing.assert_allclose(float(score), log_density.mean(), rtol=1e-12)
+    np.testing.assert_allclose(float(bic), -2 * log_density.sum() + n_params * np.log(len(X)), rtol=1e-12)
+    np.testing.assert_allclose(float(aic), -2 * log_density.sum() + 2 * n_params, rtol=1e-12)
