@@ -92,8 +92,12 @@ def test_fit_stream_resumes_from_its_own_params(data):
     np.testing.assert_allclose(resumed.log_likelihood, whole.log_likelihood[5:], rtol=1e-6, atol=1e-5)
 
 
-def test_fit_stream_prints_one_line_per_pass_only_when_verbose(capsys, data):
+def test_fit_stream_prints_one_line_per_pass_only_when_verbose(capsys, data, monkeypatch):
+    from gmm_jax import _stream
+
     X, starts = data
+    # Not a terminal or a notebook (another test in this process may have imported ipykernel).
+    monkeypatch.setattr(_stream, "_interactive", lambda: False)
     kwargs = dict(covariance_type="diag", init_params=starts["diag"], max_iter=3, tol=0.0)
     gmm.fit_stream(jax.random.key(0), _batches(X, 10), 3, **kwargs)
     assert capsys.readouterr().out == ""
