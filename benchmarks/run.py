@@ -530,6 +530,15 @@ def _markdown(report: dict) -> str:
             lines += [f"- X: {res['x_bytes'] / 2**20:.0f} MiB; peak during fit: {res['peak_bytes'] / 2**20:.0f} MiB "
                       f"= **{res['peak_over_x']:.2f} × X** ({res['method']}); "
                       f"max_iter={res['max_iter']}, default init, {res['seconds']:.1f} s"]
+        if letter == "latency" and "calls" in res:
+            lines += ["| call | first call | later calls (best of 3) | first minus later (compile) |",
+                      "|---|---|---|---|"]
+            lines += [f"| {name} | {_fmt_s(r['first_s'])} | {_fmt_s(r['second_s'])} | {_fmt_s(r['compile_s'])} |"
+                      for name, r in res["calls"].items()]
+            if res.get("gmmx_first_fit_s"):
+                lines += ["", f"gmmx's first seed fit (its compile and 100 iterations, after gmm_jax's calls in the "
+                          f"same process): {_fmt_s(res['gmmx_first_fit_s'])}; gmm_jax's seed-fit compile is "
+                          f"{res['compile_ratio_to_gmmx']:.2f}× that."]
         if "error" in res:
             lines += ["```", res["error"], "```"]
     return "\n".join(lines) + "\n"
