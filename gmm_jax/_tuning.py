@@ -128,7 +128,7 @@ except ImportError:  # another JAX: the default options everywhere
 
 
 # XLA's CPU compiler without its MLIR fusion emitters: the seed fit compiles
-# in 0.9 s instead of 1.6 s, and large iterations run 5-27% slower
+# in 0.9 s instead of 1.5 s, and large iterations run 5-29% slower
 # (benchmarks/README.md, "Compile time").
 FAST_COMPILE = {"xla_cpu_use_fusion_emitters": False}
 
