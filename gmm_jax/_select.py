@@ -294,6 +294,8 @@ def select(
     n_blocks = _sharding.row_blocks(X)
     tol, reg_covar = _driver.check_tolerances(tol, reg_covar, X.dtype)
     w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype, keep_host=True)
+    # On the device once for every sweep (a transfer compiles nothing, unlike the checks it follows).
+    X, w = (jax.device_put(a) if isinstance(a, np.ndarray) else a for a in (X, w))
     fits, sums = [], []
     hierarchy = None
     for covariance_type in covariance_types:
