@@ -332,10 +332,14 @@ def hierarchical_tree(key, X, w, center, options: FitOptions):
     return _hierarchical.tree(key, X_init, w, options.chunk_size)
 
 
-@jax.jit  # one program when called outside a fit (a stream's sample, an online fit's first batch)
-def data_center(X, w):
+def data_center(X, w, options: FitOptions):
     """The working origin of a fit: a robust centre of the (observed) data, ``_rows.robust_center``."""
-    return jax.lax.stop_gradient(_rows.robust_center(X, w))
+    return _data_center(X, w, options.n_slots is not None)
+
+
+@functools.partial(jax.jit, static_argnames=("missing",))  # one program outside a fit (a stream's sample, ...)
+def _data_center(X, w, missing: bool):
+    return jax.lax.stop_gradient(_rows.robust_center(X, w, missing=missing))
 
 
 def fit_weights(X, w, options: FitOptions):
@@ -359,7 +363,7 @@ def fit_in_memory(key, X, w, init_params, tol, reg_covar, init_lower_bound, opti
 def fit_program(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions, prior=None) -> FitResult:
     """:func:`fit_in_memory`'s program, compiled for small or for large problems (``fit_program.pick``)."""
     w = fit_weights(X, w, options)
-    center = data_center(X, w)
+    center = data_center(X, w, options)
     if options.differentiate == "unrolled":
         result = fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, options, center,
                               prior=prior)  # fmt: skip

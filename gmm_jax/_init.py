@@ -239,7 +239,7 @@ def _as_label_means_jvp(chunk_size, tuning, primals, tangents):
 @functools.partial(jax.jit, static_argnames=("n_clusters", "max_iter", "chunk_size", "tuning"))
 @float32_matmuls
 def _kmeans(key, X, w, tol, n_clusters, max_iter, chunk_size, tuning):
-    center = jax.lax.stop_gradient(_rows.robust_center(X, w))
+    center = jax.lax.stop_gradient(_rows.robust_center(X, w, missing=False))  # kmeans refuses NaN
     centers = kmeans_plusplus(key, X, w, n_clusters, chunk_size, tuning) - center[None]
     tol = _kmeans_tolerance(X, w, tol, center, chunk_size)
     centers = _lloyd(X, w, centers, max_iter, tol, chunk_size, center, tuning)

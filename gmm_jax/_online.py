@@ -337,5 +337,5 @@ def _first_params(key, X, w, init_params, reg_covar, options, prior=None):
                 f"the first batch misses feature(s) {never.tolist()} (NaN) in every row, and the start is "
                 "computed from the first batch; use larger batches or pass init_params."
             )
-    center = _driver.data_center(jnp.asarray(X), jnp.asarray(w))
+    center = _driver.data_center(jnp.asarray(X), jnp.asarray(w), options)
     return _driver.initialize(key, jnp.asarray(X), jnp.asarray(w), center, reg_covar, options, prior), center

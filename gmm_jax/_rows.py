@@ -224,7 +224,7 @@ def weighted_median(X, w):
     return jnp.min(jnp.where(reaches, values, jnp.inf), axis=1)
 
 
-def robust_center(X, w):
+def robust_center(X, w, *, missing: bool = True):
     """``(D,)`` the origin a fit works in: the weighted data mean, or a median where rows far off move the mean.
 
     EM runs in coordinates centred here, so that rounding is relative to the
@@ -244,12 +244,19 @@ def robust_center(X, w):
 
     Only rounding depends on the origin, and the values a missing-data start
     imputes (``_missing.initial_data``).
+
+    ``missing=False`` (static) says ``X`` has no NaN: the mean is then one
+    matrix-vector product, without the ``(N, D)`` select and conversion of
+    the masked one (45 ms of a 10^6 x 16 fit).
     """
     n = X.shape[0]
     stride = max(1, -(-n // CENTER_SAMPLE_ROWS))
     sample, sample_w = X[::stride], w[::stride]
-    observed = ~jnp.isnan(X)
-    mean = (w @ jnp.where(observed, X, 0.0)) / (w @ observed.astype(X.dtype))
+    if missing:
+        observed = ~jnp.isnan(X)
+        mean = (w @ jnp.where(observed, X, 0.0)) / (w @ observed.astype(X.dtype))
+    else:
+        mean = (w @ X) / jnp.sum(w)
     weight = jnp.where(jnp.isnan(sample), 0.0, sample_w[:, None].astype(X.dtype))
     total = jnp.sum(weight, axis=0)
     below = jnp.sum(jnp.where(sample < mean[None], weight, 0.0), axis=0)  # NaN entries compare False

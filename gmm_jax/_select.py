@@ -96,7 +96,7 @@ def _sweep_program(key, X, w, tol, reg_covar, n_components, options: _driver.Fit
     ``hierarchy``: with ``init="hierarchical"``, the tree of :func:`_tree`.
     """
     w = _driver.fit_weights(X, w, options)  # with missing data, rows with nothing observed count for nothing
-    center = _driver.data_center(X, w)
+    center = _driver.data_center(X, w, options)
     no_bound = jnp.asarray(-jnp.inf, X.dtype)
 
     def at(k):
@@ -119,7 +119,7 @@ def _sweep_program(key, X, w, tol, reg_covar, n_components, options: _driver.Fit
 def _tree(key, X, w, options: _driver.FitOptions):
     """The tree of ``init="hierarchical"``, built once for every covariance type and every ``K``."""
     w = _driver.fit_weights(X, w, options)
-    return _driver.hierarchical_tree(key, X, w, _driver.data_center(X, w), options)
+    return _driver.hierarchical_tree(key, X, w, _driver.data_center(X, w, options), options)
 
 
 def _check_components(n_components, n_samples):

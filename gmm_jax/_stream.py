@@ -388,7 +388,7 @@ def fit_stream(
             raise ValueError("every row of the initialisation sample has zero weight; increase init_sample_size.")
         if missing:
             _check_sample_observed(X_sample, w_sample)
-        center = _driver.data_center(X_sample, w_sample)  # the sample's robust centre
+        center = _driver.data_center(X_sample, w_sample, options)  # the sample's robust centre
         if X_sample.shape[0] < options.n_components:
             raise ValueError(f"n_components={options.n_components} must be <= n_samples={X_sample.shape[0]}.")
         prior = _driver.check_prior(prior, stream.n_features, covariance_type, stream.dtype)

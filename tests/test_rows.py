@@ -64,6 +64,9 @@ def test_robust_center_is_the_mean_of_ordinary_and_mixture_data_and_a_median_bes
     modes = np.where(np.arange(10_000) % 10 < 7, -1e3, 1e3)[:, None] + X
     center = np.asarray(_rows.robust_center(jnp.asarray(modes), jnp.asarray(w)))
     np.testing.assert_allclose(center, w @ modes / w.sum(), rtol=1e-12)
+    for data in (X, modes):  # complete data: the unmasked mean is the same centre
+        complete = _rows.robust_center(jnp.asarray(data), jnp.asarray(w), missing=False)
+        np.testing.assert_allclose(complete, _rows.robust_center(jnp.asarray(data), jnp.asarray(w)), rtol=1e-12)
     stride = -(-10_000 // _rows.CENTER_SAMPLE_ROWS)
     X[stride, :2] = 1e30  # a sampled row (rows 0, stride, 2 stride, ...); the mean moves to ~1e26
     X[::2, 2] = np.nan
