@@ -126,7 +126,7 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size, tuning: Tuning, n_ac
     if n_active is not None:
         active_trials = 2 + jnp.floor(jnp.log(n_active)).astype(jnp.int32)
 
-    def add_center(carry, inputs):
+    def seed_step(carry, inputs):
         centers, closest = carry
         c, step_key = inputs
         potential = w * closest
@@ -143,15 +143,23 @@ def kmeans_plusplus(key, X, w, n_clusters: int, chunk_size, tuning: Tuning, n_ac
             return jnp.minimum(near[None, :], _squared_distances(Xc, candidate_rows, tuning)) @ wc
 
         potentials = _rows.sum_over_rows(potential_with, X, (w, closest), chunk_size)
-        if n_active is None:
-            best_row = candidate_rows[jnp.argmin(potentials)]
-        else:  # the candidates a seeding of n_active clusters draws, and only its steps
+        if n_active is not None:  # the candidates a seeding of n_active clusters draws
             potentials = jnp.where(jnp.arange(n_trials) < active_trials, potentials, jnp.inf)
-            best_row = jnp.where(c < n_active, candidate_rows[jnp.argmin(potentials)], centers[0])
+        best_row = candidate_rows[jnp.argmin(potentials)]
         d = _rows.map_over_rows(lambda Xc: _squared_distances(Xc, best_row[None], tuning)[0], X, chunk_size)
         return (centers.at[c].set(best_row), jnp.minimum(closest, d)), None
 
+    def skip_step(carry, inputs):  # a centre beyond n_active repeats the first
+        centers, closest = carry
+        return (centers.at[inputs[0]].set(centers[0]), closest), None
 
+    def add_center(carry, inputs):
+        if n_active is None:
+            return seed_step(carry, inputs)
+        # A branch, not a mask: one K after another (lax.map) the steps beyond
+        # n_active are skipped (benchmarks/README.md, "Model selection");
+        # under vmap it is a select, as a mask would be.
+        return jax.lax.cond(inputs[0] < n_active, seed_step, skip_step, carry, inputs)
 
     steps = (jnp.arange(1, n_clusters), jax.random.split(key, n_clusters - 1))
     (centers, _), _ = jax.lax.scan(add_center, (centers, closest), steps)
@@ -195,6 +203,17 @@ def _lloyd(X, w, centers, max_iter: int, tol, chunk_size, center, tuning: Tuning
     init = (jax.lax.stop_gradient(centers), jnp.asarray(jnp.inf, X.dtype), jnp.zeros((), jnp.int32))
     centers, _, _ = _loops.while_loop(running, body, data, init)
     return centers
+
+
+def _lloyd_chunks(chunk_size, pass_width: int, n_clusters: int):
+    """Rows per chunk for Lloyd's iterations, from ``chunk_size`` sized for a pass ``pass_width`` values wide per row.
+
+    Lloyd holds two ``(K,)`` values per row (distances and the one-hot
+    labels), so it takes the same elements per chunk in more rows: with the
+    full pass's chunks an iteration on 10^5 x 8 rows, K = 10 cost 3.9 ms
+    instead of 0.7 ms (benchmarks/README.md, "Model selection").
+    """
+    return _rows.widen_chunks(chunk_size, pass_width // (2 * n_clusters))
 
 
 def _kmeans_tolerance(X, w, tol, center, chunk_size):
@@ -242,6 +261,7 @@ def _kmeans(key, X, w, tol, n_clusters, max_iter, chunk_size, tuning):
     center = jax.lax.stop_gradient(_rows.robust_center(X, w, missing=False))  # kmeans refuses NaN
     centers = kmeans_plusplus(key, X, w, n_clusters, chunk_size, tuning) - center[None]
     tol = _kmeans_tolerance(X, w, tol, center, chunk_size)
+    chunk_size = _lloyd_chunks(chunk_size, n_clusters * X.shape[1], n_clusters)  # sized for K x D (kmeans)
     centers = _lloyd(X, w, centers, max_iter, tol, chunk_size, center, tuning)
     labels = _rows.map_over_rows(lambda Xc: _nearest(Xc, centers, tuning), X, chunk_size, center)
     return _as_label_means(X, w, centers, center, chunk_size, tuning) + center[None], labels
@@ -361,7 +381,9 @@ def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_
     elif init == "kmeans":
         centers = kmeans_plusplus(key, X, w, n_components, chunk_size, tuning, n_active) - center[None]
         tol = _kmeans_tolerance(X, w, 1e-4, center, chunk_size)
-        centers = _lloyd(X, w, centers, 100, tol, chunk_size, center, tuning, active)
+        pass_width = _pass.pass_for(covariance_type, tuning).width(n_components, X.shape[1])
+        centers = _lloyd(X, w, centers, 100, tol, _lloyd_chunks(chunk_size, pass_width, n_components), center, tuning,
+                         active)  # fmt: skip
     else:
         raise ValueError(f"init must be one of {_validation.INITS}, got {init!r}.")
     params = _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center, tuning, active, prior)
