@@ -110,6 +110,11 @@ def sum_over_rows(fn, X, w, chunk_size, center=None, unroll=1):
         ``X``. Per-row arrays must travel this way rather than be sliced by
         ``offset`` inside ``fn``: with sharded rows, ``fn`` runs per device and
         a slice of a row-sharded array captured whole would gather it.
+        Its first leaf is the rows' weight, and ``fn`` must give rows of
+        zero weight no part in its sums (as for zero-weight padding): every
+        chunk has ``chunk_size`` rows, so ``fn`` is compiled once, and the
+        last one ends at row ``N``, holding the rows it shares with the one
+        before at zero weight.
       chunk_size: rows per chunk (static), ``None`` for a single chunk, or a
         :class:`RowBlocks` layout for row-sharded data.
       center: optional ``(D,)`` subtracted from every row.
@@ -131,25 +136,25 @@ def sum_over_rows(fn, X, w, chunk_size, center=None, unroll=1):
     n = X.shape[0]
     if chunk_size is None or chunk_size >= n:
         return fn(_centred(X, center), w, jnp.zeros((), jnp.int32))
-    n_full = n // chunk_size
+    n_chunks = -(-n // chunk_size)
+    chunk_size = -(-n // n_chunks)  # as even as can be: the last chunk overlaps fewer than n_chunks rows
 
     def body(i, acc):
-        start = i * chunk_size
-        part = fn(
-            _centred(jax.lax.dynamic_slice_in_dim(X, start, chunk_size), center),
-            _tree_rows(lambda a: jax.lax.dynamic_slice_in_dim(a, start, chunk_size), w),
-            start,
-        )
+        # One chunk shape, so fn is compiled once: the last chunk ends at row N
+        # and overlaps the one before, whose rows it holds with zero weight.
+        start = jnp.minimum(i * chunk_size, n - chunk_size)
+        Xc = _centred(jax.lax.dynamic_slice_in_dim(X, start, chunk_size), center)
+        wc = _tree_rows(lambda a: jax.lax.dynamic_slice_in_dim(a, start, chunk_size), w)
+        fresh = start + jnp.arange(chunk_size, dtype=jnp.int32) >= i * chunk_size
+        leaves, tree = jax.tree_util.tree_flatten(wc)
+        fresh = fresh.reshape(fresh.shape + (1,) * (leaves[0].ndim - 1))  # weights may be (B, K) responsibilities
+        weight = jnp.where(fresh, leaves[0], jnp.zeros((), leaves[0].dtype))
+        part = fn(Xc, jax.tree_util.tree_unflatten(tree, [weight, *leaves[1:]]), start)
         return jax.tree_util.tree_map(jnp.add, acc, part)
 
-    first = fn(_centred(X[:chunk_size], center), _tree_rows(lambda a: a[:chunk_size], w), jnp.zeros((), jnp.int32))
-    acc = jax.lax.fori_loop(1, n_full, body, first, unroll=unroll)
-    rest = n - n_full * chunk_size
-    if rest:
-        start = n_full * chunk_size
-        tail = fn(_centred(X[start:], center), _tree_rows(lambda a: a[start:], w), jnp.asarray(start, jnp.int32))
-        acc = jax.tree_util.tree_map(jnp.add, acc, tail)
-    return acc
+    shapes = jax.eval_shape(fn, X[:chunk_size], _tree_rows(lambda a: a[:chunk_size], w), jnp.zeros((), jnp.int32))
+    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    return jax.lax.fori_loop(0, n_chunks, body, zeros, unroll=min(unroll, n_chunks))
 
 
 def map_over_rows(fn, X, chunk_size, center=None):
@@ -175,20 +180,17 @@ def map_over_rows(fn, X, chunk_size, center=None):
         return map_over_rows(lambda Xc: fn(Xc - center[None, :]), X, chunk_size)
     if chunk_size is None or chunk_size >= n:
         return fn(X)
-    n_full = n // chunk_size
-    first = fn(X[:chunk_size])
-    out = tree_map(lambda a: jax.lax.dynamic_update_slice_in_dim(jnp.zeros((n, *a.shape[1:]), a.dtype), a, 0, 0), first)
+    n_chunks = -(-n // chunk_size)
+    chunk_size = -(-n // n_chunks)  # as even as can be (see sum_over_rows)
 
     def body(i, out):
-        start = i * chunk_size
+        start = jnp.minimum(i * chunk_size, n - chunk_size)  # the last chunk ends at row N (fn compiled once)
         part = fn(jax.lax.dynamic_slice_in_dim(X, start, chunk_size))
         return tree_map(lambda o, a: jax.lax.dynamic_update_slice_in_dim(o, a, start, axis=0), out, part)
 
-    out = jax.lax.fori_loop(1, n_full, body, out)
-    if n > n_full * chunk_size:
-        tail = fn(X[n_full * chunk_size :])
-        out = tree_map(lambda o, a: o.at[n_full * chunk_size :].set(a), out, tail)
-    return out
+    shapes = jax.eval_shape(fn, X[:chunk_size])
+    out = tree_map(lambda s: jnp.zeros((n, *s.shape[1:]), s.dtype), shapes)
+    return jax.lax.fori_loop(0, n_chunks, body, out)
 
 
 # ---------------------------------------------------------------------------
