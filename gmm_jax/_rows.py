@@ -95,6 +95,23 @@ def cumsum_rows(values, chunk_size=None):
     return (local + offsets[:, None]).reshape(values.shape), ends[-1]
 
 
+_ALIGN_ROWS = 256
+
+
+def _even_chunks(n: int, chunk_size: int) -> int:
+    """Rows per chunk for ``n`` rows in as many chunks of ``chunk_size`` as they need, as even as aligned rows allow.
+
+    The chunks all have one size and the last one ends at row ``n``, so it
+    overlaps the one before. Spreading the rows evenly keeps the overlap
+    small; rounding up to a multiple of 256 rows keeps the matrix products
+    aligned (an odd 7,693-row chunk made a full-covariance EM iteration on
+    10^5 x 8 rows, K=8, 60% slower than 8,192 rows).
+    """
+    n_chunks = -(-n // chunk_size)
+    even = -(-n // n_chunks)
+    return min(chunk_size, -(-even // _ALIGN_ROWS) * _ALIGN_ROWS) if chunk_size >= _ALIGN_ROWS else even
+
+
 def sum_over_rows(fn, X, w, chunk_size, center=None, unroll=1):
     """``sum_c fn(X_c - center, w_c, row_offset_c)`` over row chunks; ``fn`` returns a pytree.
 
@@ -137,7 +154,7 @@ def sum_over_rows(fn, X, w, chunk_size, center=None, unroll=1):
     if chunk_size is None or chunk_size >= n:
         return fn(_centred(X, center), w, jnp.zeros((), jnp.int32))
     n_chunks = -(-n // chunk_size)
-    chunk_size = -(-n // n_chunks)  # as even as can be: the last chunk overlaps fewer than n_chunks rows
+    chunk_size = _even_chunks(n, chunk_size)
 
     def body(i, acc):
         # One chunk shape, so fn is compiled once: the last chunk ends at row N
@@ -181,7 +198,7 @@ def map_over_rows(fn, X, chunk_size, center=None):
     if chunk_size is None or chunk_size >= n:
         return fn(X)
     n_chunks = -(-n // chunk_size)
-    chunk_size = -(-n // n_chunks)  # as even as can be (see sum_over_rows)
+    chunk_size = _even_chunks(n, chunk_size)
 
     def body(i, out):
         start = jnp.minimum(i * chunk_size, n - chunk_size)  # the last chunk ends at row N (fn compiled once)
