@@ -84,7 +84,8 @@ SHARDED_SCRIPT = textwrap.dedent(
         # Arguments exactly as gmm.fit passes them, so this is a cache hit.
         options = _driver.FitOptions(n_components=k, covariance_type=covariance_type, init=init, n_init=1,
             max_iter=10, chunk_size=_rows.RowBlocks(4, chunk), verbose=False, tuning=_tuning.CPU)
-        lowered = _driver.fit_in_memory.lower(
+        program = _driver.fit_program.pick(options.tuning, _driver.fit_size(X_sharded.shape, options))
+        lowered = program.lower(
             jax.random.key(1), X_sharded, w_sharded, None, jnp.asarray(0.0, X.dtype), jnp.asarray(1e-6, X.dtype),
             jnp.asarray(-jnp.inf, X.dtype), options=options)
         text = lowered.compile().as_text()

@@ -242,8 +242,9 @@ diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
            for a, b in zip(jax.tree_util.tree_leaves(one.params), jax.tree_util.tree_leaves(sharded.params)))
 options = _driver.FitOptions(n_components=k, covariance_type="full", init="hierarchical", n_init=1, max_iter=10,
                              chunk_size=_rows.RowBlocks(4, None), verbose=False, tuning=_tuning.CPU)
-text = _driver.fit_in_memory.lower(jax.random.key(1), X_sharded, w_sharded, None, jnp.asarray(0.0),
-                                   jnp.asarray(1e-6), jnp.asarray(-jnp.inf), options=options).compile().as_text()
+program = _driver.fit_program.pick(options.tuning, _driver.fit_size(X_sharded.shape, options))  # what gmm.fit runs
+text = program.lower(jax.random.key(1), X_sharded, w_sharded, None, jnp.asarray(0.0),
+                     jnp.asarray(1e-6), jnp.asarray(-jnp.inf), options=options).compile().as_text()
 gathers = re.findall(r"= (\\S+) all-gather(?:-start)?\\(", text)
 print("RESULT" + json.dumps({"diff": diff, "gathers": gathers}))
 """
