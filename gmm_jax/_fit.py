@@ -104,9 +104,11 @@ def fit(
         full float32 for all three). The README's "Precision of matrix
         products" has each one's measured accuracy. Static: each value
         compiles once.
-      chunk_size: rows per chunk in each pass (static); default chooses a size
-        that bounds memory for large data. For ``X`` sharded along the rows,
-        rows per chunk within each device's shard.
+      chunk_size: rows per chunk in each EM pass (static); default chooses a
+        size that bounds memory for large data. The k-means start's passes
+        hold fewer values per row and take proportionally more rows, for the
+        same memory. For ``X`` sharded along the rows, rows per chunk within
+        each device's shard.
 
     Compiling: the fit compiles once per shape of ``X`` and set of static
     options. Up to 65,536 rows, ``X`` is padded inside ``fit`` with
