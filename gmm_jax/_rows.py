@@ -98,8 +98,8 @@ def cumsum_rows(values, chunk_size=None):
 _ALIGN_ROWS = 256
 
 
-def _even_chunks(n: int, chunk_size: int) -> int:
-    """Rows per chunk for ``n`` rows in as many chunks of ``chunk_size`` as they need, as even as aligned rows allow.
+def _even_chunks(n: int, chunk_size: int) -> tuple[int, int]:
+    """``(chunks, rows per chunk)``: ``n`` rows in as many chunks of ``chunk_size`` as they need, spread evenly.
 
     The chunks all have one size and the last one ends at row ``n``, so it
     overlaps the one before. Spreading the rows evenly keeps the overlap
@@ -109,7 +109,9 @@ def _even_chunks(n: int, chunk_size: int) -> int:
     """
     n_chunks = -(-n // chunk_size)
     even = -(-n // n_chunks)
-    return min(chunk_size, -(-even // _ALIGN_ROWS) * _ALIGN_ROWS) if chunk_size >= _ALIGN_ROWS else even
+    if chunk_size >= _ALIGN_ROWS:
+        even = min(chunk_size, -(-even // _ALIGN_ROWS) * _ALIGN_ROWS)
+    return n_chunks, even
 
 
 def sum_over_rows(fn, X, w, chunk_size, center=None, unroll=1):
@@ -153,8 +155,7 @@ def sum_over_rows(fn, X, w, chunk_size, center=None, unroll=1):
     n = X.shape[0]
     if chunk_size is None or chunk_size >= n:
         return fn(_centred(X, center), w, jnp.zeros((), jnp.int32))
-    n_chunks = -(-n // chunk_size)
-    chunk_size = _even_chunks(n, chunk_size)
+    n_chunks, chunk_size = _even_chunks(n, chunk_size)
 
     def body(i, acc):
         # One chunk shape, so fn is compiled once: the last chunk ends at row N
@@ -197,8 +198,7 @@ def map_over_rows(fn, X, chunk_size, center=None):
         return map_over_rows(lambda Xc: fn(Xc - center[None, :]), X, chunk_size)
     if chunk_size is None or chunk_size >= n:
         return fn(X)
-    n_chunks = -(-n // chunk_size)
-    chunk_size = _even_chunks(n, chunk_size)
+    n_chunks, chunk_size = _even_chunks(n, chunk_size)
 
     def body(i, out):
         start = jnp.minimum(i * chunk_size, n - chunk_size)  # the last chunk ends at row N (fn compiled once)
