@@ -79,7 +79,7 @@ def _data(covariance_type, n_features, dtype=np.float64, n=40, seed=0):
     return params.astype(dtype), jnp.asarray(X, dtype), jnp.asarray(w, dtype)
 
 
-@pytest.mark.parametrize("covariance_type, n_features, layout", _cases())
+@pytest.mark.parametrize("covariance_type, n_features, layout", list(_cases()))
 def test_fused_pass_equals_the_reference_in_float64(covariance_type, n_features, layout):
     chunk_size, tuning = LAYOUTS[layout]
     params, X, w = _data(covariance_type, n_features)
@@ -163,7 +163,7 @@ def _form_cases():
                                    id=f"{covariance_type}-{n_features}-{name}")  # fmt: skip
 
 
-@pytest.mark.parametrize("covariance_type, n_features, form", _form_cases())
+@pytest.mark.parametrize("covariance_type, n_features, form", list(_form_cases()))
 def test_each_diag_form_equals_the_reference_in_float64(covariance_type, n_features, form):
     # Every branch of the pass's switch, forced (slots all explicit), against the definitions.
     params, X = _diag_params(covariance_type, 20, n_features, np.float64)  # 20 components: 2 slots

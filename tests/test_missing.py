@@ -455,7 +455,7 @@ def test_seed_scenario_means_recovered_with_a_quarter_missing():
 
 
 @pytest.mark.parametrize(("covariance_type", "init"),
-                         zip(COVARIANCE_TYPES, ("kmeans", "random", "random_from_data", "k-means++")))
+                         list(zip(COVARIANCE_TYPES, ("kmeans", "random", "random_from_data", "k-means++"))))
 @pytest.mark.slow
 def test_fit_with_mostly_missing_feature_and_empty_rows_is_finite(covariance_type, init):
     rng, params, X = _problem(covariance_type, 0.5, seed=8, n=200, n_features=3)

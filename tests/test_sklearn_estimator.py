@@ -14,6 +14,7 @@ try (about 4 minutes on 2 cores): they are ``slow`` (the full run), part 3
 is mostly in the quick path.
 """
 
+import collections.abc
 import io
 import os
 import pickle
@@ -108,9 +109,26 @@ def _sklearn_suite_against_ours():
     return module
 
 
+def _listed_parameters(test):
+    """``test`` with the values of its ``parametrize`` marks as lists.
+
+    scikit-learn's module passes generators, which pytest 9.1 deprecates (an
+    error under this suite's warnings-as-errors).
+    """
+    marks = []
+    for mark in getattr(test, "pytestmark", []):
+        if mark.name == "parametrize" and not isinstance(mark.args[1], collections.abc.Collection):
+            mark = pytest.mark.parametrize(mark.args[0], list(mark.args[1]), *mark.args[2:], **mark.kwargs).mark
+        marks.append(mark)
+    if marks:
+        test.pytestmark = marks
+    return test
+
+
 _suite = _sklearn_suite_against_ours()
 for _name, _test in sorted(vars(_suite).items()):
     if _name.startswith("test_") and callable(_test):
+        _test = _listed_parameters(_test)
         if _name in SKLEARN_SUITE_EXCLUDED:
             _test = pytest.mark.skip(reason=f"not applicable: {SKLEARN_SUITE_EXCLUDED[_name]}")(_test)
         # scikit-learn's own test configuration lets ConvergenceWarning through
