@@ -287,7 +287,7 @@ class MissingFull:
 
     def chunk_sums(self, consts, feats, resp):
         del consts
-        r, swept, miss, pos = feats
+        _, swept, miss, _ = feats
         e = self.completion(feats)
         re = resp[:, None, :] * e  # (K, D, B)
         s2 = jnp.einsum("kdb,keb->kde", re, e)
