@@ -49,8 +49,8 @@ tracing; unused slots are an identity block), and the ``(n_slots + 1)``-square
 matrix ``[[Lambda_mm, g_m], [g_m^T, r^T Lambda r]]`` is swept (Beaton's sweep
 operator) on the slots for every (component, row) at once, which yields all
 three quantities. The conditional covariances enter the second moments
-through one scatter-add of their upper triangles into the ``D^2`` entries
-(:func:`_scattered_covariances`). No ``(N, K, D, D)`` array is formed; per chunk the
+through one ``(K D, B) x (B, D)`` product per slot with that slot's one-hot
+selection of features. No ``(N, K, D, D)`` array is formed; per chunk the
 largest arrays are ``(K, D, B)`` and ``(K, S + 1, S + 1, B)``.
 
 **Slot groups.** The cost per row grows with the slot count, and one bound
@@ -200,31 +200,6 @@ def _sweep(M, n_pivots):
     return M, log_det
 
 
-def _scattered_covariances(rcov, miss):
-    """``sum_n rcov_n`` placed at each row's missing features: ``(K, D, D)`` from ``rcov`` (K, S, S, B).
-
-    ``rcov[:, i, j, n]`` is the entry of row ``n``'s (weighted) conditional
-    covariance between its missing features in slots ``i`` and ``j``. One
-    scatter-add of the upper triangle's ``S (S + 1) / 2`` entries per (row,
-    component) into the ``D^2`` entries, then mirrored. It replaced placing
-    each slot's column with ``S`` selects and summing it through a one-hot
-    product: as fast at 1-3 slots, 15-25% faster at 6 (benchmarks/README.md,
-    "Missing data").
-    """
-    n_components, n_slots, _, n_rows = rcov.shape
-    n_features = miss.shape[1]
-    # Materialised first: with the sweep that produces rcov fused into the
-    # scatter, one measurement took 35 ms against 25 ms (3 slots, 24,576 rows).
-    rcov = jax.lax.optimization_barrier(rcov)
-    idx, valid, _ = _slots(miss, n_slots)  # (B, S); slots hold features in increasing order
-    iu, ju = np.triu_indices(n_slots)
-    flat = (idx[:, iu] * n_features + idx[:, ju]).reshape(-1)  # (B P,): entries on or above the diagonal
-    upper = jnp.where((valid[:, iu] & valid[:, ju])[None], jnp.transpose(rcov[:, iu, ju], (0, 2, 1)), 0.0)
-    acc = jnp.zeros((n_components, n_features * n_features), rcov.dtype)
-    acc = acc.at[:, flat].add(upper.reshape(n_components, -1)).reshape(n_components, n_features, n_features)
-    return acc + jnp.swapaxes(acc, 1, 2) - acc * jnp.eye(n_features, dtype=acc.dtype)[None]
-
-
 @dataclasses.dataclass(frozen=True)
 class MissingFull:
     """Full covariances with NaN entries; ``n_slots`` bounds the missing entries per row (static).
@@ -287,12 +262,27 @@ class MissingFull:
 
     def chunk_sums(self, consts, feats, resp):
         del consts
-        _, swept, miss, _ = feats
+        r, swept, miss, pos = feats
         e = self.completion(feats)
         re = resp[:, None, :] * e  # (K, D, B)
         s2 = jnp.einsum("kdb,keb->kde", re, e)
         if swept is not None:
-            s2 = s2 + _scattered_covariances(-resp[:, None, None, :] * swept[:, :-1, :-1, :], miss)
+            # sum_n r_nk C_nk, C_nk = Lambda_mm^-1 placed at row n's missing
+            # features: for each slot j, column j of r C placed at the rows'
+            # missing features (K, D, B) times the one-hot (B, D) of the
+            # feature in slot j, one (K D, B) x (B, D) product per slot (one
+            # product over slots and rows together measured 1.7x slower).
+            n_components, n_features, n_rows = r.shape
+            s = swept.shape[1] - 1
+            slot_of = jnp.where(miss, pos, -1)  # (B, D)
+            in_slot = [slot_of == j for j in range(s)]
+            rcov = -resp[:, None, None, :] * swept[:, :s, :s, :]  # r_nk Lambda_mm^-1: (K, S, S, B)
+            for j in range(s):
+                column = jnp.zeros_like(r)
+                for i in range(s):
+                    column = jnp.where(in_slot[i].T[None], rcov[:, i, j][:, None, :], column)
+                product = column.reshape(n_components * n_features, n_rows) @ in_slot[j].astype(r.dtype)
+                s2 = s2 + product.reshape(n_components, n_features, n_features)
         return dict(s1=jnp.sum(re, axis=2), s2=s2)
 
     def moments_from_sums(self, consts, sums, nk, means):
