@@ -13,6 +13,7 @@ per row as the slot count of every row (what sharded fits and streams run).
     python -m benchmarks.missing_data --cases full --n 20000
     python -m benchmarks.missing_data --cases full --groups  # and the pass of each slot group alone
     python -m benchmarks.missing_data --cases full --exactly 1,2,3,6,11  # every row missing exactly m entries
+    python -m benchmarks.missing_data --cases full --exactly 2,3,4,5,6 --patterns  # sums per row / per pattern
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_jax import _em, _missing, _pass, _tuning
+from gmm_jax import _em, _missing, _pass, _rows, _tuning
 from gmm_jax._params import GMMParams
 
 CASES = {"full": dict(n=100_000, d=16, k=8), "diag": dict(n=1_000_000, d=64, k=64)}
@@ -85,19 +86,33 @@ def _setup(n, d, k, seed):
     return rng, X, w, tuning, center, iteration
 
 
-def exactly_missing(covariance_type, n, d, k, counts, repeats, seed=0):
+def exactly_missing(covariance_type, n, d, k, counts, repeats, seed=0, patterns=False):
     """Seconds of one iteration when every row misses exactly ``m`` entries, for each ``m`` in ``counts``.
 
     The cost of one slot count: every row's bound is its count (one group).
+    With ``patterns``, ``(per row, per pattern)`` for each ``m``: the rows
+    sorted by pattern (``_missing.sorted_rows``) as one slot group, its
+    conditional covariances summed per row and per pattern, timed in turn.
     """
-    rng, X, _, tuning, _, iteration = _setup(n, d, k, seed)
+    rng, X, w, tuning, _, iteration = _setup(n, d, k, seed)
     params = _start(rng, X, k, covariance_type)
     out = {}
     for m in counts:
         X_missing = X.copy()
         np.put_along_axis(X_missing, np.argsort(rng.random((n, d)), axis=1)[:, :m], np.nan, axis=1)
         chunk = _missing.missing_chunk_size(n, k, d, covariance_type, m, tuning)
-        out[m] = _best(lambda: iteration(params, jnp.asarray(X_missing), m, chunk), repeats)
+        if not patterns:
+            out[m] = _best(lambda: iteration(params, jnp.asarray(X_missing), m, chunk), repeats)
+            continue
+        X_sorted, _ = jax.jit(_missing.sorted_rows)(jnp.asarray(X_missing), w)
+        rows = n if chunk is None else _rows.even_chunks(n, chunk)[1]
+        n_patterns = _missing._most_patterns(_missing._pattern_words(np.isnan(np.asarray(X_sorted))), rows)
+        per_row, per_pattern = (_missing.SlotGroups((_missing.SlotGroup(n, m, chunk, p),)) for p in (0, n_patterns))
+        times = {0: [], 1: []}
+        for _ in range(2):  # alternated: this machine's speed drifts
+            times[0].append(_best(lambda: iteration(params, X_sorted, per_row, None), repeats))
+            times[1].append(_best(lambda: iteration(params, X_sorted, per_pattern, None), repeats))
+        out[m] = (min(times[0]), min(times[1]), n_patterns / rows)
     return out
 
 
@@ -133,6 +148,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--groups", action="store_true", help="also time each slot group's pass alone")
     parser.add_argument("--exactly", default=None, help="comma-separated m: time rows missing exactly m entries")
+    parser.add_argument("--patterns", action="store_true",
+                        help="with --exactly: the conditional covariances summed per row and per pattern")
     args = parser.parse_args(argv)
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
     for name in args.cases.split(","):
@@ -141,9 +158,14 @@ def main(argv=None):
             size["n"] = args.n
         if args.exactly:
             counts = [int(m) for m in args.exactly.split(",")]
-            for m, seconds in exactly_missing(name, **size, counts=counts, repeats=args.repeats).items():
-                print(f"{name:5s} N={size['n']:,} D={size['d']} K={size['k']}, every row missing exactly {m}: "
-                      f"{1e3 * seconds:.1f} ms per iteration", flush=True)
+            timed = exactly_missing(name, **size, counts=counts, repeats=args.repeats, patterns=args.patterns)
+            for m, seconds in timed.items():
+                head = f"{name:5s} N={size['n']:,} D={size['d']} K={size['k']}, every row missing exactly {m}: "
+                if args.patterns:
+                    print(head + f"conditional covariances per row {1e3 * seconds[0]:.1f} ms, per pattern "
+                          f"{1e3 * seconds[1]:.1f} ms ({seconds[2]:.3f} patterns per row of a chunk)", flush=True)
+                else:
+                    print(head + f"{1e3 * seconds:.1f} ms per iteration", flush=True)
             continue
         r = run_case(name, **size, fraction=args.fraction, repeats=args.repeats, breakdown=args.groups)
         print(f"{r['covariance_type']:5s} N={r['n']:,} D={r['d']} K={r['k']} {100 * r['fraction']:.0f}% MCAR "
@@ -152,8 +174,8 @@ def main(argv=None):
               f"ratio {r['ratio']:.2f}x; one bound {1e3 * r['one_bound_s']:.1f} ms "
               f"({r['one_bound_s'] / r['complete_s']:.2f}x)", flush=True)
         if r["groups"] is not None:
-            print("  slot groups (rows, slots, rows per chunk):", r["groups"].groups, flush=True)
-        for (n_rows, n_slots, _), seconds in zip(r["groups"].groups if r["per_group"] else (), r["per_group"] or ()):
+            print("  slot groups (rows, slots, rows per chunk, patterns per chunk):", r["groups"].groups, flush=True)
+        for (n_rows, n_slots, *_), seconds in zip(r["groups"].groups if r["per_group"] else (), r["per_group"] or ()):
             print(f"  group of {n_rows:,} rows, {n_slots} slots: {1e3 * seconds:.1f} ms "
                   f"({1e3 * seconds * 1e5 / n_rows:.0f} ms per 10^5 rows)", flush=True)
 

@@ -50,8 +50,11 @@ matrix ``[[Lambda_mm, g_m], [g_m^T, r^T Lambda r]]`` is swept (Beaton's sweep
 operator) on the slots for every (component, row) at once, which yields all
 three quantities. The conditional covariances enter the second moments
 through one ``(K D, B) x (B, D)`` product per slot with that slot's one-hot
-selection of features. No ``(N, K, D, D)`` array is formed; per chunk the
-largest arrays are ``(K, D, B)`` and ``(K, S + 1, S + 1, B)``.
+selection of features; where the rows are sorted by pattern and a chunk
+holds few patterns, once per pattern instead of once per row (``C_nk``
+depends on the row only through its pattern). No ``(N, K, D, D)`` array is
+formed; per chunk the largest arrays are ``(K, D, B)`` and ``(K, S + 1, S +
+1, B)``.
 
 **Slot groups.** The cost per row grows with the slot count, and one bound
 for all rows is the worst row's. ``fit`` and ``select`` therefore sort the
@@ -88,7 +91,7 @@ from gmm_jax._params import check_params_and_data
 from gmm_jax._precision import float32_matmuls
 
 __all__ = [
-    "SlotGroups", "impute", "missing_model", "informative_weights", "max_missing", "missing_chunk_size",
+    "SlotGroup", "SlotGroups", "impute", "missing_model", "informative_weights", "max_missing", "missing_chunk_size",
     "slot_groups", "sorted_rows",
 ]
 
@@ -172,6 +175,28 @@ def _completed(r, c, miss, pos):
     return e
 
 
+def _placed_blocks(blocks, miss, pos, n_features):
+    """``sum_c`` of the ``(S, S)`` blocks (K, S, S, C), each placed at its column's missing features: (K, D, D).
+
+    ``miss`` (C, D) and ``pos`` (C, D) are the columns' missing features and
+    their slots (:func:`_slots`). For each slot ``j``, the blocks' column
+    ``j`` placed at the missing features (K, D, C) times the one-hot (C, D)
+    of the feature in slot ``j``: one ``(K D, C) x (C, D)`` product per slot
+    (one product over slots and columns together measured 1.7x slower).
+    """
+    n_components, s, _, n_columns = blocks.shape
+    slot_of = jnp.where(miss, pos, -1)  # (C, D)
+    in_slot = [slot_of == j for j in range(s)]
+    total = jnp.zeros((n_components, n_features, n_features), blocks.dtype)
+    for j in range(s):
+        column = jnp.zeros((n_components, n_features, n_columns), blocks.dtype)
+        for i in range(s):
+            column = jnp.where(in_slot[i].T[None], blocks[:, i, j][:, None, :], column)
+        product = column.reshape(n_components * n_features, n_columns) @ in_slot[j].astype(blocks.dtype)
+        total = total + product.reshape(n_components, n_features, n_features)
+    return total
+
+
 def _sweep(M, n_pivots):
     """Sweeps ``M`` (K, P, P, B), symmetric in its middle axes, on its first ``n_pivots`` pivots.
 
@@ -206,9 +231,13 @@ class MissingFull:
 
     Layout: component-major and rows last, ``(K, D, B)``, as the complete-data
     pass, so the per-(component, row) work vectorises over the rows.
+    ``n_patterns``: 0, or a bound on the distinct missingness patterns in a
+    chunk whose rows are sorted by pattern (:func:`sorted_rows`); then the
+    conditional covariances are summed once per pattern (:meth:`chunk_sums`).
     """
 
     n_slots: int
+    n_patterns: int = 0
 
     def pass_unroll(self):
         return 1
@@ -267,22 +296,22 @@ class MissingFull:
         re = resp[:, None, :] * e  # (K, D, B)
         s2 = jnp.einsum("kdb,keb->kde", re, e)
         if swept is not None:
-            # sum_n r_nk C_nk, C_nk = Lambda_mm^-1 placed at row n's missing
-            # features: for each slot j, column j of r C placed at the rows'
-            # missing features (K, D, B) times the one-hot (B, D) of the
-            # feature in slot j, one (K D, B) x (B, D) product per slot (one
-            # product over slots and rows together measured 1.7x slower).
-            n_components, n_features, n_rows = r.shape
             s = swept.shape[1] - 1
-            slot_of = jnp.where(miss, pos, -1)  # (B, D)
-            in_slot = [slot_of == j for j in range(s)]
-            rcov = -resp[:, None, None, :] * swept[:, :s, :s, :]  # r_nk Lambda_mm^-1: (K, S, S, B)
-            for j in range(s):
-                column = jnp.zeros_like(r)
-                for i in range(s):
-                    column = jnp.where(in_slot[i].T[None], rcov[:, i, j][:, None, :], column)
-                product = column.reshape(n_components * n_features, n_rows) @ in_slot[j].astype(r.dtype)
-                s2 = s2 + product.reshape(n_components, n_features, n_features)
+            rcov = -swept[:, :s, :s, :]  # Lambda_mm^-1: (K, S, S, B)
+            if self.n_patterns:
+                # C_nk depends on row n only through its pattern p, so
+                # sum_n r_nk C_nk = sum_p C_pk sum_{n in p} r_nk: the patterns
+                # of the sorted chunk are runs of rows, summed by one product.
+                start = jnp.concatenate([jnp.ones((1,), bool), jnp.any(miss[1:] != miss[:-1], axis=1)])
+                run = jnp.cumsum(start, dtype=jnp.int32) - 1  # (B,): the pattern of each row, in order
+                one_hot = (run[:, None] == jnp.arange(self.n_patterns, dtype=jnp.int32)[None]).astype(r.dtype)
+                first = jnp.nonzero(start, size=self.n_patterns, fill_value=0)[0]  # a row of each pattern
+                # An unused pattern slot (fill row 0) gets zero responsibility.
+                rcov = jnp.take(rcov, first, axis=3) * (resp @ one_hot)[:, None, None, :]  # (K, S, S, P)
+                miss, pos = miss[first], pos[first]
+            else:
+                rcov = resp[:, None, None, :] * rcov
+            s2 = s2 + _placed_blocks(rcov, miss, pos, r.shape[1])
         return dict(s1=jnp.sum(re, axis=2), s2=s2)
 
     def moments_from_sums(self, consts, sums, nk, means):
@@ -355,12 +384,16 @@ class MissingSpherical(MissingDiag):
 _MODELS = {"full": MissingFull, "tied": MissingTied, "diag": MissingDiag, "spherical": MissingSpherical}
 
 
-def missing_model(covariance_type: str, n_slots: int):
-    """The missing-data pass of ``covariance_type``; ``n_slots`` bounds the NaN entries per row (static)."""
+def missing_model(covariance_type: str, n_slots: int, n_patterns: int = 0):
+    """The missing-data pass of ``covariance_type``; ``n_slots`` bounds the NaN entries per row (static).
+
+    ``n_patterns`` (full and tied): a bound on the distinct missingness
+    patterns per chunk of rows sorted by pattern (:class:`SlotGroup`), or 0.
+    """
     _covariance.covariance_model(covariance_type)  # the usual error for an unknown type
     if covariance_type in ("diag", "spherical"):
-        n_slots = 0  # one compiled program whatever the data's missingness
-    return _MODELS[covariance_type](int(n_slots))
+        return _MODELS[covariance_type](0)  # one compiled program whatever the data's missingness
+    return _MODELS[covariance_type](int(n_slots), int(n_patterns))
 
 
 def missing_chunk_size(n_samples, n_components, n_features, covariance_type, n_slots, tuning=None):
@@ -374,23 +407,73 @@ def missing_chunk_size(n_samples, n_components, n_features, covariance_type, n_s
     return None if chunk >= n_samples else chunk
 
 
+class SlotGroup(NamedTuple):
+    """One group of :class:`SlotGroups`: a contiguous run of the sorted rows with one static slot count.
+
+    Attributes:
+      n_rows: rows in the group.
+      n_slots: the most NaN entries of a row of the group (0: complete rows,
+        which run the complete-data pass).
+      chunk_size: rows per chunk of its pass (None: one chunk).
+      n_patterns: 0, or the most distinct missingness patterns a chunk of
+        the group holds, when its conditional covariances are summed per
+        pattern (``MissingFull.chunk_sums``; ``Tuning.pattern_sums_max_share``).
+    """
+
+    n_rows: int
+    n_slots: int
+    chunk_size: int | None
+    n_patterns: int = 0
+
+
 class SlotGroups(NamedTuple):
-    """The rows of a fit sorted by their number of NaN entries, in groups with one static slot count each.
+    """The rows of a fit sorted by their missingness, in groups with one static slot count each.
 
     The pass's cost per row grows with its slot count, the bound on NaN
     entries per row; one bound for all rows is the worst row's (11 of 16 in
     data missing 20% of entries at random, where the mean is 3.2). With the
-    rows sorted once per fit (:func:`sorted_rows`), each group runs the pass
-    with its own bound, and the complete rows the complete-data pass
-    (benchmarks/README.md, "Missing data").
+    rows sorted once per fit (:func:`sorted_rows`: by NaN count, then by
+    pattern), each group runs the pass with its own bound, and the complete
+    rows the complete-data pass (benchmarks/README.md, "Missing data").
 
     Attributes:
-      groups: ``((n_rows, n_slots, chunk_size), ...)`` in the order of the
-        sorted rows: each group's rows miss at most ``n_slots`` entries and
-        are summed in chunks of ``chunk_size`` rows (None: one chunk).
+      groups: the :class:`SlotGroup` of each run of sorted rows, in order.
     """
 
-    groups: tuple[tuple[int, int, int | None], ...]
+    groups: tuple[SlotGroup, ...]
+
+
+def _pattern_words(miss):
+    """Each row's missingness pattern as int32 words of 31 features each: (N, ceil(D / 31)).
+
+    Two rows have the same pattern exactly when their words are equal. NumPy
+    for a NumPy ``miss``, else JAX.
+    """
+    xp = np if isinstance(miss, np.ndarray) else jnp
+    n_features = miss.shape[1]
+    words = []
+    for first in range(0, n_features, 31):
+        block = miss[:, first:first + 31]
+        bits = xp.asarray(1, xp.int32) << xp.arange(block.shape[1], dtype=xp.int32)
+        words.append(xp.sum(xp.where(block, bits[None], 0), axis=1, dtype=xp.int32))
+    return xp.stack(words, axis=1)
+
+
+def _sort_keys(miss):
+    """The keys of :func:`sorted_rows`' order, for ``np.lexsort`` / ``jnp.lexsort`` (the last is primary)."""
+    xp = np if isinstance(miss, np.ndarray) else jnp
+    words = _pattern_words(miss)
+    return (*(words[:, i] for i in range(words.shape[1])), xp.sum(miss, axis=1, dtype=xp.int32))
+
+
+def _most_patterns(words, chunk_size):
+    """The most distinct patterns among ``chunk_size`` consecutive rows of ``words`` (N, W), sorted by pattern."""
+    n_rows = words.shape[0]
+    new = np.concatenate([[True], np.any(words[1:] != words[:-1], axis=1)])
+    run = np.cumsum(new)  # the pattern of each row, counted from 1
+    if chunk_size is None or chunk_size >= n_rows:
+        return int(run[-1])
+    return int(np.max(run[chunk_size - 1:] - run[:n_rows - chunk_size + 1])) + 1
 
 
 def slot_groups(X, covariance_type, n_components, tuning, chunk_size=None) -> SlotGroups | None:
@@ -402,19 +485,23 @@ def slot_groups(X, covariance_type, n_components, tuning, chunk_size=None) -> Sl
     the last group taking whatever remains. ``chunk_size``: the caller's rows
     per chunk, kept in every group; None: each group's own
     (:func:`missing_chunk_size`; for the complete rows ``_pass.chunk_rows``).
-    Under a transformation (``X`` a tracer) the counts cannot be read, and
-    below ``tuning.slot_groups_min_rows`` rows the groups' compile time is not
-    worth it: None.
+    A group whose chunks hold few distinct patterns (at most
+    ``tuning.pattern_sums_max_share`` per row, and a one-hot of its patterns
+    no larger than ``tuning.chunk_elements``) sums its conditional
+    covariances per pattern. Under a transformation (``X`` a tracer) the
+    counts cannot be read, and below ``tuning.slot_groups_min_rows`` rows
+    the groups' compile time is not worth it: None.
     """
     if covariance_type not in ("full", "tied") or isinstance(X, jax.core.Tracer):
         return None
     if X.shape[0] < tuning.slot_groups_min_rows:
         return None
     if isinstance(X, np.ndarray):
-        counts = np.isnan(X).sum(axis=1)
+        keys = _sort_keys(np.isnan(X))
     else:
         with jax.ensure_compile_time_eval():
-            counts = np.asarray(jnp.sum(jnp.isnan(X), axis=1))
+            keys = tuple(np.asarray(k) for k in _sort_keys(jnp.isnan(X)))
+    counts = keys[-1]
     n_features = X.shape[1]
     bounds, sizes, held = [], [], 0
     for n_missing, n_rows in enumerate(np.bincount(counts, minlength=n_features + 1).tolist()):
@@ -432,30 +519,41 @@ def slot_groups(X, covariance_type, n_components, tuning, chunk_size=None) -> Sl
         bounds[-1] = int(counts.max())
     if len(sizes) < 2:
         return None
+    words = np.stack(keys[:-1], axis=1)[np.lexsort(keys)]  # the patterns in the order of sorted_rows
 
-    def chunk(n_rows, n_slots):
+    def group(start, n_rows, n_slots):
         if chunk_size is not None:
-            return None if chunk_size >= n_rows else chunk_size
+            chunk = None if chunk_size >= n_rows else chunk_size
+        elif n_slots == 0:
+            chunk = _pass.chunk_rows(n_rows, n_components, n_features, covariance_type, tuning)
+        else:
+            chunk = missing_chunk_size(n_rows, n_components, n_features, covariance_type, n_slots, tuning)
         if n_slots == 0:
-            return _pass.chunk_rows(n_rows, n_components, n_features, covariance_type, tuning)
-        return missing_chunk_size(n_rows, n_components, n_features, covariance_type, n_slots, tuning)
+            return SlotGroup(n_rows, 0, chunk)
+        rows = n_rows if chunk is None else _rows.even_chunks(n_rows, chunk)[1]  # what each chunk holds
+        n_patterns = _most_patterns(words[start:start + n_rows], rows)
+        if n_patterns > tuning.pattern_sums_max_share * rows or n_patterns * rows > tuning.chunk_elements:
+            n_patterns = 0
+        return SlotGroup(n_rows, n_slots, chunk, n_patterns)
 
-    return SlotGroups(tuple((n, b, chunk(n, b)) for n, b in zip(sizes, bounds, strict=True)))
+    starts = np.cumsum([0, *sizes[:-1]]).tolist()
+    return SlotGroups(tuple(group(a, n, b) for a, n, b in zip(starts, sizes, bounds, strict=True)))
 
 
 def sorted_rows(X, w):
-    """``X`` (N, D) and ``w`` (N,) with the rows in increasing order of their NaN count: :class:`SlotGroups`' order.
+    """``X`` (N, D) and ``w`` (N,) sorted by the rows' NaN count, then by their pattern: :class:`SlotGroups`' order.
 
     The E-step sums do not depend on the order of the rows; sorted, each
-    group is a contiguous static slice.
+    group is a contiguous static slice and within it the rows of each
+    missingness pattern are a run.
     """
     order = _slot_order(X)
     return X[order], w[order]
 
 
 def _slot_order(X):
-    """The permutation that sorts the rows of ``X`` by their NaN count (stable, as :func:`slot_groups` counts)."""
-    return jnp.argsort(jnp.sum(jnp.isnan(X), axis=1), stable=True)
+    """The permutation of the rows of ``X`` that :func:`sorted_rows` applies (as :func:`slot_groups` sorts)."""
+    return jnp.lexsort(_sort_keys(jnp.isnan(X)))
 
 
 def accumulate_grouped(groups: SlotGroups, params, X, w, center, tuning):
@@ -468,12 +566,12 @@ def accumulate_grouped(groups: SlotGroups, params, X, w, center, tuning):
     so the groups' add up.
     """
     total, start = None, 0
-    for n_rows, n_slots, chunk_size in groups.groups:
+    for n_rows, n_slots, chunk_size, n_patterns in groups.groups:
         Xg, wg = X[start:start + n_rows], w[start:start + n_rows]
         if n_slots == 0:
             part = tuple(_pass.accumulate_statistics(params, Xg, wg, chunk_size, center, tuning))
         else:
-            part = accumulate_sums(missing_model(params.covariance_type, n_slots), params.means,
+            part = accumulate_sums(missing_model(params.covariance_type, n_slots, n_patterns), params.means,
                                    params.precisions_cholesky, params.weights, Xg, wg, chunk_size, center)  # fmt: skip
         total = part if total is None else jax.tree_util.tree_map(jnp.add, total, part)
         start += n_rows
@@ -666,7 +764,7 @@ def _map_slot_groups(rows, X, n_slots, chunk_size):
         return rows(n_slots, X, chunk_size)
     order = _slot_order(X)
     X_sorted, parts, start = X[order], [], 0
-    for n_rows, group_slots, group_chunk in n_slots.groups:
+    for n_rows, group_slots, group_chunk, _ in n_slots.groups:
         parts.append(rows(group_slots, X_sorted[start:start + n_rows], group_chunk))
         start += n_rows
     inverse = jnp.zeros_like(order).at[order].set(jnp.arange(X.shape[0], dtype=order.dtype))

@@ -98,7 +98,7 @@ def cumsum_rows(values, chunk_size=None):
 _ALIGN_ROWS = 256
 
 
-def _even_chunks(n: int, chunk_size: int) -> tuple[int, int]:
+def even_chunks(n: int, chunk_size: int) -> tuple[int, int]:
     """``(chunks, rows per chunk)``: ``n`` rows in as many chunks of ``chunk_size`` as they need, spread evenly.
 
     The chunks all have one size and the last one ends at row ``n``, so it
@@ -155,7 +155,7 @@ def sum_over_rows(fn, X, w, chunk_size, center=None, unroll=1):
     n = X.shape[0]
     if chunk_size is None or chunk_size >= n:
         return fn(_centred(X, center), w, jnp.zeros((), jnp.int32))
-    n_chunks, chunk_size = _even_chunks(n, chunk_size)
+    n_chunks, chunk_size = even_chunks(n, chunk_size)
 
     def body(i, acc):
         # One chunk shape, so fn is compiled once: the last chunk ends at row N
@@ -198,7 +198,7 @@ def map_over_rows(fn, X, chunk_size, center=None):
         return map_over_rows(lambda Xc: fn(Xc - center[None, :]), X, chunk_size)
     if chunk_size is None or chunk_size >= n:
         return fn(X)
-    n_chunks, chunk_size = _even_chunks(n, chunk_size)
+    n_chunks, chunk_size = even_chunks(n, chunk_size)
 
     def body(i, out):
         start = jnp.minimum(i * chunk_size, n - chunk_size)  # the last chunk ends at row N (fn compiled once)

@@ -58,6 +58,12 @@ class Tuning(NamedTuple):
         follow the data's counts of NaN per row, so data of the same shape
         can compile again; below this size the pass with one bound for all
         rows costs less than that.
+      pattern_sums_max_share: a slot group whose chunks hold at most this
+        many distinct missingness patterns per row sums the conditional
+        covariances once per pattern instead of once per row
+        (``_missing.MissingFull``): with few patterns the pattern sums cost
+        a fraction of placing each row's block, with nearly one pattern per
+        row they add work.
       fast_compile_max_size: programs up to this many rows x components x
         features (times restarts or fits) are compiled with
         :data:`FAST_COMPILE`: on small problems the compile is most of the
@@ -75,6 +81,7 @@ class Tuning(NamedTuple):
     sequential_restarts_size: int
     slot_groups_min_rows: int
     fast_compile_max_size: int
+    pattern_sums_max_share: float
 
 
 # benchmarks/README.md, "Tuning table", has the measurement behind each value.
@@ -90,6 +97,7 @@ CPU = Tuning(
     sequential_restarts_size=0,  # always: side by side, a batched loop compiles longer and is no faster here
     slot_groups_min_rows=2**14,
     fast_compile_max_size=2**22,
+    pattern_sums_max_share=0.25,
 )
 
 ACCELERATOR = CPU._replace(

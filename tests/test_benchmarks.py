@@ -104,3 +104,10 @@ def test_missing_data_benchmark_times_the_engine_iteration_on_both_kinds_of_data
     assert [line.split()[0] for line in lines] == ["full", "diag"], proc.stdout
     assert all("ratio" in line for line in lines)
     assert "slots:" in proc.stdout  # 20,000 rows: the full case falls into slot groups, each timed alone
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.missing_data", "--cases", "full", "--n", "4000", "--exactly", "2",
+         "--patterns", "--repeats", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "per pattern" in proc.stdout, proc.stdout

@@ -16,7 +16,7 @@ from scipy.special import logsumexp
 
 import gmm_jax as gmm
 from test_online import _epochs  # shuffled mini-batches, epoch by epoch
-from gmm_jax import _em, _missing, _tuning
+from gmm_jax import _em, _missing, _rows, _tuning
 from conftest import COVARIANCE_TYPES, full_covariances, random_params, sample_numpy
 
 
@@ -214,12 +214,12 @@ def test_slot_groups_bound_every_row_and_hold_enough_rows():
     rng, _, X = _problem("full", 0.3, n=300, n_features=6)
     groups = _missing.slot_groups(X, "full", 3, _SMALL_GROUPS)
     counts = np.sort(np.isnan(X).sum(axis=1))
-    sizes = [n for n, _, _ in groups.groups]
-    bounds = [b for _, b, _ in groups.groups]
+    sizes = [group.n_rows for group in groups.groups]
+    bounds = [group.n_slots for group in groups.groups]
     assert sum(sizes) == X.shape[0] and len(sizes) >= 3
     assert bounds == sorted(set(bounds)) and bounds[-1] == counts.max()
     start = 0
-    for n_rows, bound, _ in groups.groups:
+    for n_rows, bound, _, _ in groups.groups:
         assert n_rows >= _SMALL_GROUPS.min_chunk_rows
         assert counts[start:start + n_rows].max() <= bound  # each row fits its group's slots
         start += n_rows
@@ -233,19 +233,48 @@ def test_slot_groups_bound_every_row_and_hold_enough_rows():
     assert _missing.slot_groups(X, "diag", 3, _SMALL_GROUPS) is None
 
 
+def test_sorted_rows_hold_each_pattern_as_a_run_and_groups_bound_the_patterns_per_chunk():
+    # Within a count the rows are sorted by pattern, as the host counts them,
+    # and n_patterns bounds the distinct patterns of every window of a chunk's rows.
+    rng, _, X = _problem("full", 0.3, n=400, n_features=5)
+    tuning = _SMALL_GROUPS._replace(pattern_sums_max_share=1.0)
+    groups = _missing.slot_groups(X, "full", 3, tuning, chunk_size=16)
+    Xs, _ = _missing.sorted_rows(jnp.asarray(X), jnp.zeros(X.shape[0]))
+    miss = np.isnan(np.asarray(Xs))
+    codes = miss @ (1 << np.arange(5))
+    new = np.r_[True, codes[1:] != codes[:-1]]
+    assert new.sum() == len(np.unique(codes))  # each pattern is one run
+    start = 0
+    for group in groups.groups:
+        part = codes[start:start + group.n_rows]
+        if group.n_slots:
+            rows = group.n_rows if group.chunk_size is None else _rows.even_chunks(group.n_rows, 16)[1]
+            windows = [len(np.unique(part[i:i + rows])) for i in range(len(part) - rows + 1)]
+            assert group.n_patterns == max(windows)
+        start += group.n_rows
+    assert any(group.n_patterns for group in groups.groups)
+    # Many patterns per row of a chunk: per-row placement.
+    none = _missing.slot_groups(X, "full", 3, tuning._replace(pattern_sums_max_share=0.0), chunk_size=16)
+    assert not any(group.n_patterns for group in none.groups)
+
+
+@pytest.mark.parametrize("pattern_sums", [False, True], ids=["per-row", "per-pattern"])
 @pytest.mark.parametrize("chunk_size", [None, 7], ids=["one-chunk", "chunked"])
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
-def test_grouped_statistics_equal_per_row_reference(covariance_type, chunk_size):
+def test_grouped_statistics_equal_per_row_reference(covariance_type, chunk_size, pattern_sums):
     # The EM pass on rows sorted into slot groups, the complete rows through
-    # the complete-data pass, against the textbook per-row statistics.
+    # the complete-data pass, against the textbook per-row statistics; the
+    # conditional covariances summed per row or per missingness pattern.
     rng, params, X = _problem(covariance_type, 0.3, n=150, n_features=5)
     X[rng.random(X.shape[0]) < 0.2] = rng.normal(size=5)  # some complete rows
     w = rng.uniform(0.2, 3.0, X.shape[0])
-    groups = _missing.slot_groups(X, covariance_type, 3, _SMALL_GROUPS, chunk_size)
-    assert groups.groups[0][1] == 0 and len(groups.groups) >= 3
+    tuning = _SMALL_GROUPS._replace(pattern_sums_max_share=1.0 if pattern_sums else 0.0)
+    groups = _missing.slot_groups(X, covariance_type, 3, tuning, chunk_size)
+    assert groups.groups[0].n_slots == 0 and len(groups.groups) >= 3
+    assert any(group.n_patterns for group in groups.groups) == pattern_sums
     Xs, ws = _missing.sorted_rows(jnp.asarray(X), jnp.asarray(w))
     statistics = jax.jit(_em.statistics, static_argnums=(3, 5, 6))
-    got = statistics(params, Xs, ws, None, None, _SMALL_GROUPS, groups)
+    got = statistics(params, Xs, ws, None, None, tuning, groups)
     ref = reference_statistics(params, X, w)
     np.testing.assert_allclose(got.log_likelihood, ref[0], rtol=1e-10)
     np.testing.assert_allclose(got.weight_sum, ref[1], rtol=1e-12)
