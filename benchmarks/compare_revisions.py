@@ -9,7 +9,7 @@ imported beside this checkout's package, so both run in one process, on one
 copy of the data, under one machine load. Each timed repeat runs the two
 revisions back to back, alternating which goes first, and the best of the
 repeats is kept for each: a slow spell of the machine (benchmarks/README.md)
-hits both. The cases are those of ``benchmarks.run`` (a, b: per EM iteration
+hits both. The cases are those of ``benchmarks.run`` (a, b, t: per EM iteration
 from one start; c: whole fits with restarts; d: the seed scenario; e: 1,000
 fits under one ``vmap``; f: case a against a plain ``jnp.dot``), each at its
 ``benchmarks.run`` size and at a second, smaller size, so that a cache cliff
@@ -86,7 +86,7 @@ def _params_of(package: str, start: _libs.Start, covariance_type: str, dtype):
 
 
 def per_iteration(size: dict, covariance_type: str, repeats: int, iters: int) -> dict:
-    """Case a/b: per-EM-iteration time of both revisions from one start (as ``benchmarks.run``)."""
+    """Cases a, b and t: per-EM-iteration time of both revisions from one start (as ``benchmarks.run``)."""
     rng = np.random.default_rng(0)
     X = _libs.make_blobs(rng, size["n"], size["d"], size["k"], conditioned=True)
     start = _libs.make_start(rng, X, size["k"], covariance_type)
@@ -176,6 +176,9 @@ CASES = {
     "b": ("diag covariance, per EM iteration", "per_iter_s",
           [dict(n=1_000_000, d=64, k=64), dict(n=100_000, d=64, k=64)],
           lambda size, repeats: per_iteration(size, "diag", repeats, iters=6)),
+    "t": ("tied covariance, per EM iteration", "per_iter_s",
+          [dict(n=200_000, d=16, k=16), dict(n=100_000, d=8, k=10)],
+          lambda size, repeats: per_iteration(size, "tied", repeats, iters=11)),
     "c": ("full covariance, n_init=8 restarts, whole fit (own k-means init)", "fit_s",
           [dict(n=100_000, d=8, k=8, n_init=8), dict(n=20_000, d=8, k=8, n_init=8)], whole_fit),
     "d": ("seed scenario: 100 iterations after compilation", "fit_s",
@@ -184,7 +187,8 @@ CASES = {
           [dict(datasets=1000, n=500, d=2, k=3), dict(datasets=100, n=500, d=2, k=3)], batched),
 }
 QUICK_SIZES = {
-    "a": dict(n=20_000, d=8, k=4), "b": dict(n=20_000, d=16, k=8), "c": dict(n=5_000, d=4, k=4, n_init=2),
+    "a": dict(n=20_000, d=8, k=4), "b": dict(n=20_000, d=16, k=8), "t": dict(n=20_000, d=8, k=4),
+    "c": dict(n=5_000, d=4, k=4, n_init=2),
     "d": dict(n=500, d=2, k=3), "e": dict(datasets=20, n=500, d=2, k=3),
 }
 
@@ -233,7 +237,7 @@ def _markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", required=True, help="git revision to compare against (e.g. 474986b)")
-    parser.add_argument("--cases", default="a,b,c,d,e,f", help="comma list from a,b,c,d,e,f (f needs a)")
+    parser.add_argument("--cases", default="a,b,c,d,e,f", help="comma list from a,b,c,d,e,f,t (f needs a)")
     parser.add_argument("--repeats", type=int, default=5, help="alternating rounds; the best of each is kept")
     parser.add_argument("--quick", action="store_true", help="one tiny size per case (a smoke test)")
     parser.add_argument("--out", type=Path, default=RESULTS / "round2" / "revisions")
@@ -241,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
     letters = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(letters) - set(CASES) - {"f"})
     if unknown:
-        parser.error(f"unknown case(s) {unknown}; choose from a,b,c,d,e,f")
+        parser.error(f"unknown case(s) {unknown}; choose from a,b,c,d,e,f,t")
     if "f" in letters and "a" not in letters:
         parser.error("case f compares case a's iteration with a matmul: add a to --cases")
     baseline = import_revision(args.baseline)
