@@ -258,6 +258,27 @@ def test_sorted_rows_hold_each_pattern_as_a_run_and_groups_bound_the_patterns_pe
     assert not any(group.n_patterns for group in none.groups)
 
 
+def test_patterns_wider_than_one_word_are_summed_per_pattern_as_per_row():
+    # 33 features: a pattern spans two int32 words (31 features each), with
+    # runs of repeated patterns, in float64; against the sums per row.
+    rng = np.random.default_rng(7)
+    n, d = 300, 33
+    mask = rng.random((n, d)) < 0.04
+    mask[100:200] = mask[np.arange(100) % 10]  # runs of repeated patterns
+    X = np.where(mask, np.nan, rng.normal(size=(n, d)))
+    tuning = _tuning.CPU._replace(min_chunk_rows=90, slot_groups_min_rows=1, pattern_sums_max_share=1.0)
+    groups = _missing.slot_groups(X, "full", 2, tuning, chunk_size=64)
+    assert any(group.n_patterns for group in groups.groups)
+    params = gmm.GMMParams.from_covariances(np.ones(2) / 2, rng.normal(size=(2, d)),
+                                            np.stack([np.eye(d) * 2.0, np.eye(d)]), "full")  # fmt: skip
+    w = jnp.asarray(rng.uniform(0.5, 2.0, n))
+    Xs, ws = _missing.sorted_rows(jnp.asarray(X), w)
+    per_row = _missing.SlotGroups(tuple(group._replace(n_patterns=0) for group in groups.groups))
+    per_pattern = _em.statistics(params, Xs, ws, None, None, tuning, groups)
+    for got, want in zip(per_pattern, _em.statistics(params, Xs, ws, None, None, tuning, per_row), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("pattern_sums", [False, True], ids=["per-row", "per-pattern"])
 @pytest.mark.parametrize("chunk_size", [None, 7], ids=["one-chunk", "chunked"])
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
