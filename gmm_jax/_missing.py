@@ -207,22 +207,28 @@ def _sweep(M, n_pivots):
     (component, row) at once: a batched LAPACK factorisation of 800,000 small
     matrices calls LAPACK once per matrix (measured 2.1 s for the Cholesky
     alone on 2 CPU cores), and an entry-by-entry unrolled factorisation made
-    XLA recompute shared entries (20x slower, 60 s to compile).
+    XLA recompute shared entries (20x slower, 60 s to compile). The pivots
+    are the steps of a ``fori_loop``: unrolled, they compiled twice as long
+    and ran no faster (benchmarks/README.md, "Missing data").
 
     Returns the swept ``M`` and ``sum log pivots`` (K, B).
     """
     size = M.shape[1]
-    log_det = 0.0
-    for k in range(n_pivots):
+    index = jnp.arange(size)
+
+    def pivot(k, carry):
+        M, log_det = carry
         piv = M[:, k, k, :]  # (K, B)
         col = M[:, :, k, :] / piv[:, None, :]  # (K, P, B)
         outer = M - col[:, :, None, :] * M[:, None, k, :, :]
-        on_i = (jnp.arange(size) == k)[:, None]
-        on_j = (jnp.arange(size) == k)[None, :]
+        on_i = (index == k)[:, None]
+        on_j = (index == k)[None, :]
         M = jnp.where((on_i & on_j)[None, :, :, None], -1.0 / piv[:, None, None, :],
                       jnp.where((on_i | on_j)[None, :, :, None], M / piv[:, None, None, :], outer))
-        log_det = log_det + jnp.log(piv)
-    return M, log_det
+        return M, log_det + jnp.log(piv)
+
+    log_det = jnp.zeros((M.shape[0], M.shape[3]), M.dtype)
+    return jax.lax.fori_loop(0, n_pivots, pivot, (M, log_det))
 
 
 @dataclasses.dataclass(frozen=True)

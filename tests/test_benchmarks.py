@@ -111,3 +111,9 @@ def test_missing_data_benchmark_times_the_engine_iteration_on_both_kinds_of_data
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "per pattern" in proc.stdout, proc.stdout
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.missing_data", "--cases", "full", "--n", "4000", "--first-fit"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "first gmm.fit" in proc.stdout, proc.stdout
