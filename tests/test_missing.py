@@ -279,17 +279,23 @@ def test_patterns_wider_than_one_word_are_summed_per_pattern_as_per_row():
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
+# The accelerator's table: chunks as large as the groups, so a group's patterns are counted over all its rows.
+_LAYOUTS = {"one-chunk": (None, _SMALL_GROUPS), "chunked": (7, _SMALL_GROUPS),
+            "accelerator": (None, _tuning.ACCELERATOR._replace(min_chunk_rows=6, slot_groups_min_rows=1))}
+
+
 @pytest.mark.parametrize("pattern_sums", [False, True], ids=["per-row", "per-pattern"])
-@pytest.mark.parametrize("chunk_size", [None, 7], ids=["one-chunk", "chunked"])
+@pytest.mark.parametrize("layout", list(_LAYOUTS))
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
-def test_grouped_statistics_equal_per_row_reference(covariance_type, chunk_size, pattern_sums):
+def test_grouped_statistics_equal_per_row_reference(covariance_type, layout, pattern_sums):
     # The EM pass on rows sorted into slot groups, the complete rows through
     # the complete-data pass, against the textbook per-row statistics; the
     # conditional covariances summed per row or per missingness pattern.
     rng, params, X = _problem(covariance_type, 0.3, n=150, n_features=5)
     X[rng.random(X.shape[0]) < 0.2] = rng.normal(size=5)  # some complete rows
     w = rng.uniform(0.2, 3.0, X.shape[0])
-    tuning = _SMALL_GROUPS._replace(pattern_sums_max_share=1.0 if pattern_sums else 0.0)
+    chunk_size, table = _LAYOUTS[layout]
+    tuning = table._replace(pattern_sums_max_share=1.0 if pattern_sums else 0.0)
     groups = _missing.slot_groups(X, covariance_type, 3, tuning, chunk_size)
     assert groups.groups[0].n_slots == 0 and len(groups.groups) >= 3
     assert any(group.n_patterns for group in groups.groups) == pattern_sums
