@@ -472,6 +472,11 @@ def _sort_keys(miss):
     return (*(words[:, i] for i in range(words.shape[1])), xp.sum(miss, axis=1, dtype=xp.int32))
 
 
+@jax.jit  # one program for a device X, not one small compile per operation
+def _device_sort_keys(X):
+    return _sort_keys(jnp.isnan(X))
+
+
 def _most_patterns(words, chunk_size):
     """The most distinct patterns among ``chunk_size`` consecutive rows of ``words`` (N, W), sorted by pattern."""
     n_rows = words.shape[0]
@@ -505,8 +510,8 @@ def slot_groups(X, covariance_type, n_components, tuning, chunk_size=None) -> Sl
     if isinstance(X, np.ndarray):
         keys = _sort_keys(np.isnan(X))
     else:
-        with jax.ensure_compile_time_eval():
-            keys = tuple(np.asarray(k) for k in _sort_keys(jnp.isnan(X)))
+        with jax.ensure_compile_time_eval():  # concrete even where called inside a trace
+            keys = tuple(np.asarray(k) for k in _device_sort_keys(X))
     counts = keys[-1]
     n_features = X.shape[1]
     bounds, sizes, held = [], [], 0

@@ -200,6 +200,13 @@ def test_tuning_is_chosen_from_the_device_that_holds_the_data():
     assert _tuning.for_platform("gpu") is _tuning.ACCELERATOR
 
 
+def test_every_tuning_field_has_its_row_in_the_benchmarks_tuning_table():
+    # The measurement behind each platform choice is written down (benchmarks/README.md, "Tuning table").
+    table = (PACKAGE.parent / "benchmarks" / "README.md").read_text().split("## Tuning table", 1)[1]
+    missing = [field for field in _tuning.Tuning._fields if f"| `{field}` |" not in table]
+    assert not missing, missing
+
+
 def test_a_new_number_of_rows_in_the_same_bucket_does_not_recompile():
     from gmm_jax import _driver
 
