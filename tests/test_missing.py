@@ -248,7 +248,7 @@ def test_sorted_rows_hold_each_pattern_as_a_run_and_groups_bound_the_patterns_pe
     for group in groups.groups:
         part = codes[start:start + group.n_rows]
         if group.n_slots:
-            rows = group.n_rows if group.chunk_size is None else _rows.even_chunks(group.n_rows, 16)[1]
+            rows = group.n_rows if group.chunk_size is None else _rows.even_chunks(group.n_rows, group.chunk_size)[1]
             windows = [len(np.unique(part[i:i + rows])) for i in range(len(part) - rows + 1)]
             assert group.n_patterns == max(windows)
         start += group.n_rows
