@@ -58,10 +58,11 @@ formed; per chunk the largest arrays are ``(K, D, B)`` and ``(K, S + 1, S +
 
 **Slot groups.** The cost per row grows with the slot count, and one bound
 for all rows is the worst row's. ``fit`` and ``select`` therefore sort the
-rows once per fit by their NaN count (:func:`sorted_rows`) and run each
-group of rows with its own bound (:class:`SlotGroups`,
+rows once per fit by their NaN count, then by pattern (:func:`sorted_rows`),
+and run each group of rows with its own bound (:class:`SlotGroups`,
 :func:`accumulate_grouped`), the complete rows through the complete-data
-pass.
+pass. A group whose chunks hold few patterns sums its conditional
+covariances once per pattern (:class:`SlotGroup`'s ``n_patterns``).
 
 Rounding: ``r^T Lambda r - |L^-1 g_m|^2`` subtracts two terms that are large
 when a missing feature is strongly predicted by the observed ones; the
