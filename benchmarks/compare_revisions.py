@@ -11,7 +11,8 @@ revisions back to back, alternating which goes first, and the best of the
 repeats is kept for each: a slow spell of the machine (benchmarks/README.md)
 hits both. The cases are those of ``benchmarks.run`` (a, b, t: per EM iteration
 from one start; c: whole fits with restarts; d: the seed scenario; e: 1,000
-fits under one ``vmap``; f: case a against a plain ``jnp.dot``), each at its
+fits under one ``vmap``; f: case a against a plain ``jnp.dot``; g: one model
+selection over K and the four covariance types), each at its
 ``benchmarks.run`` size and at a second, smaller size, so that a cache cliff
 at one size does not decide the comparison. Compile times are reported
 separately, and each case checks that both revisions computed the same fit
@@ -168,6 +169,26 @@ def batched(size: dict, repeats: int) -> dict:
     return out
 
 
+def selection(size: dict, repeats: int) -> dict:
+    """Case g: one ``gmm.select`` call, K = 1..k_max x the four covariance types, defaults (as ``benchmarks.run``)."""
+    X = _libs.make_blobs(np.random.default_rng(4), size["n"], size["d"], 5)
+    X_dev = jax.block_until_ready(jnp.asarray(X))
+    ks = list(range(1, size["k_max"] + 1))
+    runs, compile_s = {}, {}
+    for p in (CURRENT, BASELINE):
+        gmm = importlib.import_module(p)
+        runs[p] = lambda gmm=gmm: gmm.select(jax.random.key(0), X_dev, ks)
+        t0 = time.perf_counter()
+        _libs.block(runs[p]())
+        compile_s[p] = time.perf_counter() - t0  # the first call: compiles the sweeps
+    best, outputs = _alternating_best(runs, repeats)
+    # "Same fit": the chosen model's mean log-likelihood (its lower bound), and the same choice.
+    return {p: {"fit_s": best[p], "compile_s": compile_s[p],
+                "mean_log_likelihood": float(outputs[p].best.lower_bound),
+                "choice": f"{outputs[p].best_covariance_type} K={int(outputs[p].best_n_components)}"}
+            for p in runs}
+
+
 # case -> (title, timed measure, the two sizes (benchmarks.run's first), function(size, repeats))
 CASES = {
     "a": ("full covariance, per EM iteration", "per_iter_s",
@@ -185,11 +206,13 @@ CASES = {
           [dict(n=500, d=2, k=3), dict(n=5_000, d=2, k=3)], seed_fit),
     "e": ("seed-sized datasets, one jax.vmap(gmm.fit) call", "fit_s",
           [dict(datasets=1000, n=500, d=2, k=3), dict(datasets=100, n=500, d=2, k=3)], batched),
+    "g": ("model selection, K = 1..10 x 4 types, one gmm.select call", "fit_s",
+          [dict(n=100_000, d=8, k_max=10), dict(n=30_000, d=8, k_max=10)], selection),
 }
 QUICK_SIZES = {
     "a": dict(n=20_000, d=8, k=4), "b": dict(n=20_000, d=16, k=8), "t": dict(n=20_000, d=8, k=4),
     "c": dict(n=5_000, d=4, k=4, n_init=2),
-    "d": dict(n=500, d=2, k=3), "e": dict(datasets=20, n=500, d=2, k=3),
+    "d": dict(n=500, d=2, k=3), "e": dict(datasets=20, n=500, d=2, k=3), "g": dict(n=3_000, d=4, k_max=4),
 }
 
 
@@ -237,7 +260,7 @@ def _markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", required=True, help="git revision to compare against (e.g. 474986b)")
-    parser.add_argument("--cases", default="a,b,c,d,e,f", help="comma list from a,b,c,d,e,f,t (f needs a)")
+    parser.add_argument("--cases", default="a,b,c,d,e,f", help="comma list from a,b,c,d,e,f,g,t (f needs a)")
     parser.add_argument("--repeats", type=int, default=5, help="alternating rounds; the best of each is kept")
     parser.add_argument("--quick", action="store_true", help="one tiny size per case (a smoke test)")
     parser.add_argument("--out", type=Path, default=RESULTS / "round2" / "revisions")
@@ -245,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
     letters = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(letters) - set(CASES) - {"f"})
     if unknown:
-        parser.error(f"unknown case(s) {unknown}; choose from a,b,c,d,e,f,t")
+        parser.error(f"unknown case(s) {unknown}; choose from a,b,c,d,e,f,g,t")
     if "f" in letters and "a" not in letters:
         parser.error("case f compares case a's iteration with a matmul: add a to --cases")
     baseline = import_revision(args.baseline)

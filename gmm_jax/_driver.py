@@ -266,8 +266,43 @@ def invalid_weights(w) -> jax.Array:
     return ~(jnp.all(jnp.isfinite(w)) & jnp.all(w >= 0) & jnp.any(w > 0))
 
 
+def center_restarts(options: FitOptions) -> range:
+    """The restarts of a fit that start from k-means or k-means++ centres (``_init.start_centers``).
+
+    All of them for ``init="kmeans"`` or ``"k-means++"``; with
+    ``"hierarchical"`` every restart but the first (which cuts the tree);
+    none for the other inits.
+    """
+    if options.init in _init.CENTER_INITS:
+        return range(options.n_init)
+    return range(1, options.n_init) if options.init == "hierarchical" else range(0)
+
+
+def start_centers(key, X, w, center, options: FitOptions, n_active=None):
+    """``(len(center_restarts(options)), K, D)``: those restarts' centres (centred), as :func:`fit_restarts` draws them.
+
+    They depend on the covariance type only through ``options.chunk_size``,
+    so one computation serves the fits of several types (``_select``).
+    None where no restart starts from centres.
+    """
+    restarts = center_restarts(options)
+    if not restarts:
+        return None
+    init = options.init if options.init in _init.CENTER_INITS else "kmeans"
+    X_init = X if options.n_slots is None else _missing.initial_data(X, center)
+    keys = restart_keys(key, options.n_init)[restarts.start:]
+
+    def one(key):
+        return _init.start_centers(key, X_init, w, options.n_components, init, options.chunk_size,
+                                   options.covariance_type, center, options.tuning, n_active)  # fmt: skip
+
+    if len(restarts) == 1:
+        return one(keys[0])[None]
+    return jax.lax.map(one, keys) if in_sequence(*X.shape, options) else jax.vmap(one)(keys)
+
+
 def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, options: FitOptions, center,
-                 n_active=None, prior=None, hierarchy=None) -> FitResult:  # fmt: skip
+                 n_active=None, prior=None, hierarchy=None, centers=None) -> FitResult:  # fmt: skip
     """Initialisation, EM and the best of ``options.n_init`` restarts, in coordinates centred at ``center``.
 
     ``n_active`` (traced): fit only the first ``n_active`` of the
@@ -277,6 +312,8 @@ def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, optio
     ``hierarchy``: the tree of ``init="hierarchical"`` (:func:`hierarchical_tree`),
     built here when None. A tree has one cut per ``K``, so with
     ``init="hierarchical"`` restart 0 starts from it and the others from k-means.
+    ``centers``: the centres of the restarts that start from them
+    (:func:`start_centers`), computed here when None.
     """
     prior = centred_prior(prior, center)
     # Missing data: the start is computed on the rows with each NaN replaced
@@ -287,11 +324,12 @@ def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, optio
         hierarchy = hierarchical_tree(key, X, w, center, options)
     active = None if n_active is None else jnp.arange(options.n_components) < n_active
 
-    def start(key, init):
+    def start(key, init, centers=None):
         if init_params is not None:
             return centred(init_params, center)
         return _init.initialize(key, X_init, w, options.n_components, options.covariance_type, init, reg_covar,
-                                options.chunk_size, center, options.tuning, n_active, prior, hierarchy)  # fmt: skip
+                                options.chunk_size, center, options.tuning, n_active, prior, hierarchy,
+                                centers)  # fmt: skip
 
     # Missing data in slot groups: EM runs on the rows sorted by their NaN
     # count (sorted once, shared by the restarts); the start above used X.
@@ -305,16 +343,16 @@ def fit_restarts(key, X, w, init_params, tol, reg_covar, init_lower_bound, optio
                           tuning=options.tuning, verbose=options.verbose, n_slots=slots)  # fmt: skip
 
     if options.n_init == 1:
-        result = run(start(key, options.init), jnp.zeros((), jnp.int32))
+        result = run(start(key, options.init, None if centers is None else centers[0]), jnp.zeros((), jnp.int32))
     else:
         keys, restarts = restart_keys(key, options.n_init), jnp.arange(options.n_init, dtype=jnp.int32)
         batched = (lambda f, xs: jax.lax.map(f, xs)) if in_sequence(*X.shape, options) else (lambda f, xs: jax.vmap(f)(xs))
         if hierarchical:
-            others = batched(lambda k: start(k, "kmeans"), keys[1:])
+            others = batched(lambda a: start(a[0], "kmeans", a[1]), (keys[1:], centers))
             starts = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), start(key, options.init), others)
             results = batched(lambda a: run(*a), (starts, restarts))
         else:
-            results = batched(lambda a: run(start(a[0], options.init), a[1]), (keys, restarts))
+            results = batched(lambda a: run(start(a[0], options.init, a[2]), a[1]), (keys, restarts, centers))
         result = best_restart(results)
     status = jnp.where(invalid_weights(w), _em.STATUS_INVALID_WEIGHTS, result.status).astype(jnp.int32)
     return result._replace(status=status)

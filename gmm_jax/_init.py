@@ -21,7 +21,7 @@ from gmm_jax._params import GMMParams
 from gmm_jax._precision import float32_matmuls
 from gmm_jax._tuning import Tuning
 
-__all__ = ["kmeans", "kmeans_plusplus", "initialize"]
+__all__ = ["kmeans", "kmeans_plusplus", "start_centers", "initialize", "CENTER_INITS"]
 
 
 def _squared_distances(X, points, tuning: Tuning):
@@ -345,8 +345,32 @@ def _params_from_random_resp(key, X, w, n_components, covariance_type, reg_covar
     return _em.params_from_statistics(stats, shift, covariance_type, reg_covar, prior=prior, active=active)
 
 
+CENTER_INITS = ("kmeans", "k-means++")  # the starts from centres that depend on the data alone (start_centers)
+
+
+def start_centers(key, X, w, n_components, init, chunk_size, pass_type, center, tuning, n_active=None):
+    """``(n_components, D)``: the centres an ``init`` of :data:`CENTER_INITS` starts from, centred at ``center``.
+
+    k-means++ seeding, then for ``"kmeans"`` up to 100 Lloyd iterations (tol
+    1e-4 of the data's variance, scikit-learn's). Nothing here depends on the
+    covariance type but the chunking: ``chunk_size`` is sized for the pass of
+    type ``pass_type``. So a selection computes these once for all its
+    covariance types (``_select``) and passes them to :func:`initialize`.
+    ``n_active`` (traced): only the first ``n_active`` centres, as in
+    :func:`kmeans_plusplus`.
+    """
+    centers = kmeans_plusplus(key, X, w, n_components, chunk_size, tuning, n_active) - center[None]
+    if init == "k-means++":
+        return centers
+    tol = _kmeans_tolerance(X, w, 1e-4, center, chunk_size)
+    active = None if n_active is None else jnp.arange(n_components) < n_active
+    pass_width = _pass.pass_for(pass_type, tuning).width(n_components, X.shape[1])
+    chunks = _lloyd_chunks(chunk_size, pass_width, n_components)
+    return _lloyd(X, w, centers, 100, tol, chunks, center, tuning, active)
+
+
 def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_size, center, tuning,
-               n_active=None, prior=None, hierarchy=None) -> GMMParams:  # fmt: skip
+               n_active=None, prior=None, hierarchy=None, centers=None) -> GMMParams:  # fmt: skip
     """Starting parameters by the method ``init``, in coordinates centred at ``center``.
 
     Traceable; ``n_components``, ``covariance_type``, ``init``,
@@ -358,6 +382,8 @@ def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_
     the M-step from the starting responsibilities is the MAP one, as mclust's.
     ``init="hierarchical"`` cuts ``hierarchy`` (a ``_hierarchical.Tree``,
     built here from ``key`` when None: pass one to cut a tree at several K).
+    ``centers``: for an ``init`` of :data:`CENTER_INITS`, its centres when
+    already computed (:func:`start_centers`, centred), else None.
     """
     if center is None:
         center = jnp.zeros((X.shape[1],), X.dtype)
@@ -376,14 +402,9 @@ def initialize(key, X, w, n_components, covariance_type, init, reg_covar, chunk_
         # Distinct rows with positive weight as means; every row joins its nearest one.
         idx = _sample_distinct(key, w, n_components, chunk_size)
         centers = _rows.take_rows(jax.lax.stop_gradient(X), idx, chunk_size) - center[None]
-    elif init == "k-means++":
-        centers = kmeans_plusplus(key, X, w, n_components, chunk_size, tuning, n_active) - center[None]
-    elif init == "kmeans":
-        centers = kmeans_plusplus(key, X, w, n_components, chunk_size, tuning, n_active) - center[None]
-        tol = _kmeans_tolerance(X, w, 1e-4, center, chunk_size)
-        pass_width = _pass.pass_for(covariance_type, tuning).width(n_components, X.shape[1])
-        centers = _lloyd(X, w, centers, 100, tol, _lloyd_chunks(chunk_size, pass_width, n_components), center, tuning,
-                         active)  # fmt: skip
+    elif init in CENTER_INITS:
+        if centers is None:
+            centers = start_centers(key, X, w, n_components, init, chunk_size, covariance_type, center, tuning, n_active)
     else:
         raise ValueError(f"init must be one of {_validation.INITS}, got {init!r}.")
     params = _params_from_labels(X, w, centers, covariance_type, reg_covar, chunk_size, center, tuning, active, prior)

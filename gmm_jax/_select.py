@@ -7,7 +7,9 @@ off (weight 0, no responsibility, not initialised, not counted as
 parameters), batched over ``K`` (side by side under ``vmap`` for small
 problems, one after another for large ones, like restarts). Each entry is the
 ``gmm.fit`` at that ``K`` with the same key (up to rounding), and the sweep
-compiles once per covariance type whatever the list of ``K``.
+compiles once per covariance type whatever the list of ``K``. The k-means
+starts do not depend on the covariance type, so with several types they are
+computed once, by their own program, for every sweep.
 """
 
 from __future__ import annotations
@@ -81,27 +83,49 @@ jax.tree_util.register_dataclass(
 )
 
 
-def _sweep(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions, prior=None, hierarchy=None):
-    """:func:`_sweep_program`, compiled for small or large sweeps (``_tuning.SizedJit``)."""
-    size = _driver.fit_size(X.shape, options) * n_components.shape[0]
-    program = _sweep_program.pick(options.tuning, size)
-    return program(key, X, w, tol, reg_covar, n_components, options, prior, hierarchy)
+def _sized(program, X, n_components, options: _driver.FitOptions):
+    """``program`` (a ``_tuning.SizedJit``) compiled for the size of a sweep over ``n_components``."""
+    return program.pick(options.tuning, _driver.fit_size(X.shape, options) * n_components.shape[0])
+
+
+def _over_components(at, n_components, xs, X, options: _driver.FitOptions):
+    """``at(k, x)`` for every ``K`` of the sweep: one after another for large problems, else side by side."""
+    if _driver.in_sequence(*X.shape, options):
+        return jax.lax.map(lambda a: at(*a), (n_components, xs))
+    return jax.vmap(at)(n_components, xs)
 
 
 @functools.partial(_tuning.SizedJit, static_argnames=("options",))
 @float32_matmuls
-def _sweep_program(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions, prior=None, hierarchy=None):
+def _start_centers(key, X, w, n_components, options: _driver.FitOptions):
+    """``(len(n_components), restarts, K_max, D)``: the k-means start centres of every ``K``, or None.
+
+    They do not depend on the covariance type (``_init.start_centers``), so
+    they are computed once, here, for every type's sweep; ``options`` sets
+    their chunking.
+    """
+    w = _driver.fit_weights(X, w, options)
+    center = _driver.data_center(X, w, options)
+    return _over_components(lambda k, _: _driver.start_centers(key, X, w, center, options, n_active=k),
+                            n_components, None, X, options)  # fmt: skip
+
+
+@functools.partial(_tuning.SizedJit, static_argnames=("options",))
+@float32_matmuls
+def _sweep_program(key, X, w, tol, reg_covar, n_components, options: _driver.FitOptions, prior=None, hierarchy=None,
+                   centers=None):  # fmt: skip
     """Fits of every ``K`` in ``n_components`` (traced ``(len,)``) with ``options.n_components = K_max``.
 
-    ``hierarchy``: with ``init="hierarchical"``, the tree of :func:`_tree`.
+    ``hierarchy``: with ``init="hierarchical"``, the tree of :func:`_tree`;
+    ``centers``: the start centres of :func:`_start_centers` (None: computed here).
     """
     w = _driver.fit_weights(X, w, options)  # with missing data, rows with nothing observed count for nothing
     center = _driver.data_center(X, w, options)
     no_bound = jnp.asarray(-jnp.inf, X.dtype)
 
-    def at(k):
+    def at(k, centers):
         result = _driver.fit_restarts(key, X, w, None, tol, reg_covar, no_bound, options, center, n_active=k,
-                                      prior=prior, hierarchy=hierarchy)  # fmt: skip
+                                      prior=prior, hierarchy=hierarchy, centers=centers)  # fmt: skip
         fitted = _driver.uncentred(result, center)
         if options.n_slots is None:
             sums = _pass.criterion_sums(result.params, X, w, options.chunk_size, center, options.tuning)
@@ -110,9 +134,7 @@ def _sweep_program(key, X, w, tol, reg_covar, n_components, options: _driver.Fit
             sums = _missing.criterion_sums(fitted.params, X, w, slots, options.chunk_size)
         return fitted, sums
 
-    if _driver.in_sequence(*X.shape, options):
-        return jax.lax.map(at, n_components)
-    return jax.vmap(at)(n_components)
+    return _over_components(at, n_components, centers, X, options)
 
 
 @functools.partial(jax.jit, static_argnames=("options",))
@@ -169,7 +191,7 @@ def _table(fits, sums, X, w, missing: bool, ks: tuple, covariance_types: tuple, 
     """Every cell's criterion from its sweep's sums, in one program (no small operations compiled one by one).
 
     ``fits`` and ``sums``: per covariance type, the ``FitResult`` and the
-    ``(log_likelihood, classification)`` sums of :func:`_sweep` (``(len(ks),)`` each).
+    ``(log_likelihood, classification)`` sums of :func:`_sweep_program` (``(len(ks),)`` each).
     """
     n = jnp.sum(_missing.informative_weights(X, w) if missing else w)  # the samples the weights stand for
     criteria = []
@@ -296,26 +318,38 @@ def select(
     w = _validation.check_sample_weight(_sharding.rows_like(X, sample_weight), n_samples, X.dtype, keep_host=True)
     # On the device once for every sweep (a transfer compiles nothing, unlike the checks it follows).
     X, w = (jax.device_put(a) if isinstance(a, np.ndarray) else a for a in (X, w))
-    fits, sums = [], []
-    hierarchy = None
-    for covariance_type in covariance_types:
-        options = _driver.fit_options(
+
+    def options_of(covariance_type):
+        return _driver.fit_options(
             n_samples=n_samples, n_features=n_features, n_components=max(ks), covariance_type=covariance_type,
             init=init, n_init=n_init, max_iter=max_iter, verbose=False, chunk_size=chunk_size, tuning=tuning,
             n_blocks=n_blocks, n_slots=(n_missing if covariance_type in ("full", "tied") else 0) if missing else None,
         )  # fmt: skip
-        options = _driver.with_slot_groups(options, X, chunk_size)
+
+    k_array = np.asarray(ks, np.int32)
+    # The k-means starts of every K, once for all types, chunked for the full pass (the narrowest chunks).
+    centers, center_options = None, options_of("full")
+    if len(covariance_types) > 1 and _driver.center_restarts(center_options):
+        centers = _sized(_start_centers, X, k_array, center_options)(key, X, w, k_array, center_options)
+    fits, sums = [], []
+    hierarchy = None
+    for covariance_type in covariance_types:
+        options = _driver.with_slot_groups(options_of(covariance_type), X, chunk_size)
         if init == "hierarchical" and hierarchy is None:
             hierarchy = _tree(key, X, w, options)
+        sweep = _sized(_sweep_program, X, k_array, options)
         if isinstance(prior, str) and prior == "default":  # mclust's: a scale per K, so one sweep per K
-            parts = [_sweep(key, X, w, tol, reg_covar, np.asarray([k], np.int32), options,
-                            _driver.check_prior(_prior.ConjugatePrior.default(X, k, covariance_type), n_features,
-                                                covariance_type, X.dtype), hierarchy) for k in ks]  # fmt: skip
+            if centers is not None and _validation.is_concrete(centers):
+                centers = np.asarray(centers)  # sliced per K on the host: no program compiled per slice
+            parts = [sweep(key, X, w, tol, reg_covar, k_array[j:j + 1], options,
+                           _driver.check_prior(_prior.ConjugatePrior.default(X, k, covariance_type), n_features,
+                                               covariance_type, X.dtype), hierarchy,
+                           None if centers is None else centers[j:j + 1]) for j, k in enumerate(ks)]  # fmt: skip
             result, cell_sums = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *parts)
         else:
             cell_prior = None if isinstance(prior, str) and prior == "none" else prior
             cell_prior = _driver.check_prior(cell_prior, n_features, covariance_type, X.dtype)
-            result, cell_sums = _sweep(key, X, w, tol, reg_covar, np.asarray(ks, np.int32), options, cell_prior, hierarchy)
+            result, cell_sums = sweep(key, X, w, tol, reg_covar, k_array, options, cell_prior, hierarchy, centers)
         fits.append(result)
         sums.append(cell_sums)
     table = _table(tuple(fits), tuple(sums), X, w, missing, tuple(ks), covariance_types, criterion)

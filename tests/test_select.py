@@ -38,6 +38,20 @@ def test_select_entries_equal_separate_fits_with_the_same_key(init):
             np.testing.assert_allclose(fitted.means[:k][got], fit.params.means[want], rtol=1e-7, atol=1e-8)
 
 
+@pytest.mark.parametrize("init", ["kmeans", "hierarchical"])
+def test_the_k_means_starts_shared_by_the_types_are_each_types_own(init):
+    # With several types the k-means starts are computed once for all of them
+    # (with hierarchical, those of the restarts after the first): each row must
+    # be the one-type selection's, restarts included.
+    X = _blobs(3)
+    options = dict(init=init, n_init=2, max_iter=20, tol=1e-4)
+    together = gmm.select(KEY, X, [1, 3], covariance_types=("full", "spherical"), **options)
+    for t, covariance_type in enumerate(together.covariance_types):
+        alone = gmm.select(KEY, X, [1, 3], covariance_types=(covariance_type,), **options)
+        np.testing.assert_allclose(together.criterion[t], alone.criterion[0], rtol=1e-8)
+        np.testing.assert_array_equal(together.n_iter[t], alone.n_iter[0])
+
+
 def test_select_compiles_once_per_covariance_type_whatever_the_components():
     X = _blobs(1)
     gmm.select(KEY, X, [1, 2, 3], covariance_types=("diag",))
