@@ -364,7 +364,7 @@ def start_centers(key, X, w, n_components, init, chunk_size, pass_type, center, 
         return centers
     tol = _kmeans_tolerance(X, w, 1e-4, center, chunk_size)
     active = None if n_active is None else jnp.arange(n_components) < n_active
-    pass_width = _pass.pass_for(pass_type, tuning).width(n_components, X.shape[1])
+    pass_width = _pass.pass_for(pass_type, tuning, X.shape[0]).width(n_components, X.shape[1])
     chunks = _lloyd_chunks(chunk_size, pass_width, n_components)
     return _lloyd(X, w, centers, 100, tol, chunks, center, tuning, active)
 

@@ -35,7 +35,12 @@ products over all components at once.
   explicit scaled residuals ``(x - mu_k) * factor_k`` for the others (the
   expansion cancels in float32 for a narrow component far from the data
   mean); see :class:`DiagPass`.
-* tied: the full pass, with the shared factor repeated for each component.
+* tied: in the shared whitened coordinates ``z = x U``, the distances
+  ``|z|^2 - 2 z . m_k + |m_k|^2`` and the pooled scatter from ``sum x x^T``
+  and the first moments, as matrix products, for the components within the
+  diag pass's rounding budget, and explicit residuals for the others; for
+  small D or small passes, the full pass with the factor repeated. See
+  :class:`TiedPass`.
 
 The plain definitions (``_covariance.log_gaussian_prob`` and the models'
 ``second_moment``) are the reference: ``tests/test_covariance.py`` checks
@@ -85,7 +90,10 @@ class SufficientStatistics(NamedTuple):
     weight_sum: jax.Array  # () sum_n w_n
     nk: jax.Array  # (K,) sum_n w_n r_nk
     s1: jax.Array  # (K, D) sum_n w_n r_nk (x_n - shift_k)
-    s2: jax.Array  # full/tied (K, D, D), diag/spherical (K, D): second moments around shift
+    # full/tied (K, D, D), diag/spherical (K, D): second moments around shift. Tied
+    # M-steps read only their sum over components, and the tied pass may keep
+    # the whole sum in component 0 (TiedPass).
+    s2: jax.Array
 
 
 class CovariancePass(Protocol):
@@ -277,19 +285,172 @@ class FullPass:
 
 
 # ---------------------------------------------------------------------------
-# Tied: the full pass with the one factor shared by every component.
+# Tied: matrix products in the shared whitened coordinates where their
+# rounding is known to be small, the full pass's residuals elsewhere.
+
+
+class TiedConstants(NamedTuple):
+    full: FullConstants  # the full pass's constants, the factor repeated (explicit form)
+    means: jax.Array  # (K, D) mu_k
+    factor: jax.Array  # (D, D) U, the shared precision factor
+    whitened_means: jax.Array  # (K, D) m_k = mu_k U
+    kappa: jax.Array  # (K,) |m_k|^2
+    slots: jax.Array  # (m,) int32 the m components of largest kappa
+    slot_explicit: jax.Array  # (m,) bool: that slot's component exceeds the budget
+    form: jax.Array  # () int32: 0 expanded, 1 expanded with explicit slots, 2 explicit
+
+
+class TiedFeatures(NamedTuple):
+    x: jax.Array  # (B, D) the centred chunk
+
+
+class TiedSums(NamedTuple):
+    rx: jax.Array  # (K, D) sum_b r_kb x_b
+    scatter: jax.Array  # (D, D) sum_k sum_b r_kb (x_b - mu_k)(x_b - mu_k)^T, the pooled scatter
 
 
 class TiedPass(FullPass):
-    """One shared full covariance: the full pass, its factor repeated for every component.
+    """One shared full covariance: the full pass, or products in the whitened coordinates.
 
-    The M-step pools the per-component second moments. The reference's
-    centred differences and per-component outer products it replaces took
-    191 ms per iteration against 119 ms now (benchmark case t, 200k x 16, K=16).
+    A tied M-step needs only the pooled scatter ``sum_k sum_n r_nk (x_n -
+    mu_k)(x_n - mu_k)^T``, and with one factor ``U`` every distance is
+    ``|z - m_k|^2`` with ``z = x U`` and ``m_k = mu_k U``. So the expanded
+    form whitens each chunk once and takes the distances as ``|z|^2 - 2 z .
+    m_k + |m_k|^2`` (a ``(K, D) x (D, B)`` product) and the scatter from
+    ``sum_n x_n x_n^T`` (one ``(D, B) x (B, D)`` product) and the first
+    moments: about ``2 (2 D + 2 K) D`` FLOPs a row against the full pass's
+    ``4 K D^2``, and no ``(K, D, B)`` residuals (benchmarks/README.md, "Tied
+    expansion"). Like the diag expansion it cancels for a component far from
+    the data mean in whitened units (``kappa_k = |m_k|^2``, the data
+    centred): it is taken for the components within the diag pass's budget
+    (``u * kappa_k <= _EXPANSION_BUDGET``), the ``ceil(K / 16)`` of largest
+    ``kappa_k`` have explicit slots, and beyond that the whole chunk is
+    explicit, one component at a time (a ``lax.switch`` per chunk, as in
+    :class:`DiagPass`). Below ``tuning.small_d`` features or
+    ``tuning.diag_expand_min_size`` rows x components x features, the
+    pass is the full one with the factor repeated. ``n_rows=0`` (sums for
+    given responsibilities, whose unit factor says nothing of the data's
+    scale) is the explicit form alone, in the chunks sized for the fit.
+
+    Its second moments are pooled: ``moments`` gives the whole scatter as
+    component 0's and zeros for the others, which is all a tied M-step (ML
+    or MAP) reads (their sum).
     """
 
+    def __init__(self, tuning: Tuning, n_rows: int | None = None):
+        super().__init__(tuning)
+        self.n_rows = n_rows
+
+    def _expands(self, n_components, n_features):
+        """Whether this pass takes the whitened form (else the full pass's, with the factor repeated)."""
+        if n_features <= self.tuning.small_d:
+            return False
+        if self.n_rows == 0:  # explicit (sums for given responsibilities), in chunks sized as the fit's
+            return True
+        return self.n_rows is None or self.n_rows * n_components * n_features >= self.tuning.diag_expand_min_size
+
+    def width(self, n_components, n_features):
+        if not self._expands(n_components, n_features):
+            return super().width(n_components, n_features)
+        # Per row only (K, B)-sized arrays and the chunk: 13k-16k rows per chunk
+        # measured best on 2 cores, 2-4x wider than the full pass's sizing
+        # (benchmarks/README.md, "Tied expansion").
+        return max(64, n_components * n_features // 4)
+
     def constants(self, means, factor):
-        return super().constants(means, jnp.broadcast_to(factor, (means.shape[0], *factor.shape)))
+        full = super().constants(means, jnp.broadcast_to(factor, (means.shape[0], *factor.shape)))
+        if not self._expands(*means.shape):
+            return full
+        whitened = means @ factor
+        kappa = jnp.sum(whitened * whitened, axis=1)
+        beyond = ~(_precision.unit_roundoff(means.dtype) * kappa <= _EXPANSION_BUDGET)  # NaN: beyond
+        _, slots = jax.lax.top_k(jnp.where(beyond, jnp.inf, kappa), DiagPass.n_slots(means.shape[0]))
+        n_beyond = jnp.sum(beyond)
+        form = jnp.where(n_beyond == 0, 0, jnp.where(n_beyond <= slots.shape[0], 1, 2)).astype(jnp.int32)
+        if self.n_rows == 0:
+            form = jnp.full((), 2, jnp.int32)
+        return TiedConstants(full, means, factor, whitened, kappa, slots, beyond[slots], form)
+
+    # -- the forms: expanded, expanded with explicit slots, explicit --
+
+    @staticmethod
+    def _explicit_maha(means, factor, X):
+        """``(k, B)`` distances of ``k`` components from their residuals, one component at a time."""
+        return jax.lax.map(lambda mu: jnp.sum(jnp.square((X - mu[None]) @ factor), axis=1), means)
+
+    @staticmethod
+    def _explicit_scatter(means, X, resp):
+        """``sum_k sum_b r_kb (x_b - mu_k)(x_b - mu_k)^T`` over ``k`` components, one at a time."""
+
+        def add(scatter, mu_r):
+            mu, r = mu_r
+            d = X - mu[None]
+            return scatter + (d * r[:, None]).T @ d, None
+
+        return jax.lax.scan(add, jnp.zeros((X.shape[1],) * 2, X.dtype), (means, resp))[0]
+
+    def _maha(self, consts, X):
+        def expanded():
+            z = X @ consts.factor
+            maha = jnp.sum(z * z, axis=1)[None, :] - 2.0 * (consts.whitened_means @ z.T) + consts.kappa[:, None]
+            return jnp.maximum(maha, 0.0)  # rounding must not make a distance negative
+
+        def slotted():
+            maha = expanded()
+            s = consts.slots
+            exact = self._explicit_maha(consts.means[s], consts.factor, X)
+            return maha.at[s].set(jnp.where(consts.slot_explicit[:, None], exact, maha[s]))
+
+        if self.n_rows == 0:
+            return self._explicit_maha(consts.means, consts.factor, X)
+        return jax.lax.switch(consts.form, [
+            expanded, slotted, lambda: self._explicit_maha(consts.means, consts.factor, X),
+        ])  # fmt: skip
+
+    @staticmethod
+    def _expanded_scatter(means, X, resp, rx):
+        """The pooled scatter of the components ``resp`` (k, B) weighs, from raw moments around the origin."""
+        rho = jnp.sum(resp, axis=0)
+        cross = means.T @ rx  # sum_k mu_k (sum_b r_kb x_b)^T
+        return (X * rho[:, None]).T @ X - cross - cross.T + (means.T * jnp.sum(resp, axis=1)[None, :]) @ means
+
+    def sums(self, consts, feats, resp):
+        if isinstance(consts, FullConstants):
+            return super().sums(consts, feats, resp)
+        X = feats.x
+        rx = resp @ X
+
+        def expanded():
+            return self._expanded_scatter(consts.means, X, resp, rx)
+
+        def slotted():
+            s = consts.slots
+            explicit = jnp.zeros(resp.shape[0], bool).at[s].set(consts.slot_explicit)
+            kept = jnp.where(explicit[:, None], 0.0, resp)
+            exact = jnp.where(consts.slot_explicit[:, None], resp[s], 0.0)
+            return self._expanded_scatter(consts.means, X, kept, kept @ X) + self._explicit_scatter(
+                consts.means[s], X, exact)  # fmt: skip
+
+        if self.n_rows == 0:
+            return TiedSums(rx, self._explicit_scatter(consts.means, X, resp))
+        scatter = jax.lax.switch(consts.form, [
+            expanded, slotted, lambda: self._explicit_scatter(consts.means, X, resp),
+        ])  # fmt: skip
+        return TiedSums(rx, scatter)
+
+    def moments(self, consts, sums, nk, means):
+        if isinstance(consts, FullConstants):
+            return super().moments(consts, sums, nk, means)
+        scatter = 0.5 * (sums.scatter + sums.scatter.T)
+        pooled = jnp.zeros((means.shape[0], *scatter.shape), scatter.dtype).at[0].set(scatter)
+        return sums.rx - nk[:, None] * means, pooled
+
+    def log_densities(self, consts, X):
+        if isinstance(consts, FullConstants):
+            return super().log_densities(consts, X)
+        maha = self._maha(consts, X)
+        log_det = consts.full.log_det
+        return -0.5 * (X.shape[-1] * _LOG_2PI + maha) + log_det[:, None], TiedFeatures(X)
 
 
 # ---------------------------------------------------------------------------
@@ -474,7 +635,7 @@ def pass_for(covariance_type: str, tuning: Tuning, n_rows: int | None = None) ->
     if covariance_type == "full":
         return FullPass(tuning)
     if covariance_type == "tied":
-        return TiedPass(tuning)
+        return TiedPass(tuning, n_rows=n_rows)
     return DiagPass(tuning, spherical=covariance_type == "spherical", n_rows=n_rows)
 
 
@@ -489,7 +650,7 @@ def chunk_rows(n_samples: int, n_components: int, n_features: int, covariance_ty
     if covariance_type is None:
         width = n_components * n_features
     else:
-        width = pass_for(covariance_type, tuning).width(n_components, n_features)
+        width = pass_for(covariance_type, tuning, n_samples).width(n_components, n_features)
     chunk = max(tuning.min_chunk_rows, tuning.chunk_elements // width)
     return None if chunk >= n_samples else chunk
 

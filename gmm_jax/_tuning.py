@@ -42,10 +42,10 @@ class Tuning(NamedTuple):
         it a reduction.
       feature_loop_d: up to this many features k-means sums exact distances
         feature by feature, with rows on the fast axis.
-      diag_expand_min_size: a diag/spherical pass over fewer rows x
-        components x features is explicit differences; from this size on it
-        uses matrix products where their rounding is within budget
-        (``_pass.DiagPass``).
+      diag_expand_min_size: a diag/spherical or tied pass over fewer rows x
+        components x features is explicit differences (tied: the full
+        pass's); from this size on it uses matrix products where their
+        rounding is within budget (``_pass.DiagPass``, ``_pass.TiedPass``).
       sequential_restarts_size: restarts of a fit (and the ``K`` of a
         selection) of at least this many rows x components x features run
         one after another (``lax.map``) instead of side by side under

@@ -23,7 +23,7 @@ WIDTHS = (1, 2, 4, 5, 16, 17, 33)
 # (rows per chunk, tuning): unchunked and chunked on the CPU table, and for
 # the full pass (the only one the tables change beyond rows per chunk) also
 # chunked on the accelerator table: reduction norms, one chunk per loop step.
-# The diag pass expands into matrix products only for passes of at least
+# The diag and tied passes expand into matrix products only for passes of at least
 # diag_expand_min_size rows x components x features; "expanded" lowers that to 0.
 LAYOUTS = {"unchunked": (None, _tuning.CPU), "chunked": (7, _tuning.CPU), "chunked-accelerator": (7, _tuning.ACCELERATOR),
            "chunked-expanded": (7, _tuning.CPU._replace(diag_expand_min_size=0))}  # fmt: skip
@@ -36,7 +36,7 @@ def _cases():
             for layout in LAYOUTS:
                 if layout == "chunked-accelerator" and covariance_type != "full":
                     continue
-                if layout == "chunked-expanded" and covariance_type not in ("diag", "spherical"):
+                if layout == "chunked-expanded" and covariance_type == "full":
                     continue
                 marks = () if (n_features, layout) in QUICK else (pytest.mark.slow,)
                 yield pytest.param(covariance_type, n_features, layout, marks=marks,
@@ -93,7 +93,10 @@ def test_fused_pass_equals_the_reference_in_float64(covariance_type, n_features,
     np.testing.assert_allclose(proba, np.exp(ref_log_resp), **tol)
     np.testing.assert_array_equal(labels, np.argmax(ref_log_resp, axis=1))
     for name in ("log_likelihood", "weight_sum", "nk", "s1", "s2"):
-        np.testing.assert_allclose(getattr(stats, name), getattr(ref, name), **tol, err_msg=name)
+        got, want = getattr(stats, name), getattr(ref, name)
+        if name == "s2" and covariance_type == "tied":  # a tied M-step reads (and the pass keeps) their sum
+            got, want = jnp.sum(got, axis=0), jnp.sum(want, axis=0)
+        np.testing.assert_allclose(got, want, **tol, err_msg=name)
     # The M-step from either set of sums (covariances: with 40 rows in up to 33
     # dimensions the precision factors are too ill-conditioned to compare at 1e-10).
     m_fused = _em.params_from_statistics(stats, params.means, covariance_type, 1e-6)
@@ -114,7 +117,10 @@ def test_statistics_for_given_responsibilities_equal_the_reference(covariance_ty
     model = _covariance.covariance_model(covariance_type)
     np.testing.assert_allclose(got.nk, resp.sum(0), rtol=1e-12)
     np.testing.assert_allclose(got.s1, resp.T @ X - resp.sum(0)[:, None] * shift, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(got.s2, model.second_moment(X, resp, shift), rtol=1e-10, atol=1e-10)
+    got_s2, want_s2 = got.s2, model.second_moment(X, resp, shift)
+    if covariance_type == "tied":  # a tied M-step reads (and the pass keeps) their sum
+        got_s2, want_s2 = jnp.sum(got_s2, axis=0), jnp.sum(want_s2, axis=0)
+    np.testing.assert_allclose(got_s2, want_s2, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("n_features", [2, 16, 33])
@@ -141,6 +147,8 @@ def test_fused_pass_keeps_float32_digits_far_from_the_origin(covariance_type, n_
     np.testing.assert_allclose(stats.nk, ref.nk, rtol=1e-4, atol=1e-4)
     for name in ("s1", "s2"):
         got, want = np.asarray(getattr(stats, name)), np.asarray(getattr(ref, name))
+        if name == "s2" and covariance_type == "tied":  # pooled
+            got, want = got.sum(axis=0), want.sum(axis=0)
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * np.abs(want).max(), err_msg=name)
 
 
@@ -248,3 +256,92 @@ def test_diag_pass_takes_the_expansion_when_every_component_is_within_budget():
     for rows, form in ((n_rows, 0), (n_rows - 1, 2)):
         consts = _pass.pass_for("diag", _tuning.CPU, rows).constants(params.means, params.precisions_cholesky)
         assert int(consts.form) == form, rows
+
+
+# --- the tied pass's forms ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", [0, 1, 2], ids=["expanded", "slotted", "explicit"])
+def test_each_tied_form_equals_the_reference_in_float64(form):
+    # Every branch of the tied pass's switch, forced (slots all explicit), against the definitions.
+    params, X = _diag_params("tied", 20, 17, np.float64)  # 20 components: 2 slots
+    ref_gauss, _, ref_log_resp, _ = _reference(params, X, jnp.ones(X.shape[0]))
+    resp = jnp.exp(ref_log_resp).T  # (K, B)
+    p = _pass.pass_for("tied", _tuning.CPU)
+    consts = p.constants(params.means, params.precisions_cholesky)
+    consts = consts._replace(form=jnp.asarray(form, jnp.int32), slot_explicit=jnp.ones_like(consts.slot_explicit))
+    assert consts.slots.shape == (2,)
+    log_gauss, feats = p.log_densities(consts, X)
+    s1, s2 = p.moments(consts, p.sums(consts, feats, resp), resp.sum(1), params.means)
+    np.testing.assert_allclose(log_gauss.T, ref_gauss, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(s1, resp @ X - resp.sum(1)[:, None] * params.means, rtol=1e-10, atol=1e-10)
+    pooled = jnp.sum(_covariance.Tied.second_moment(X, resp.T, params.means), axis=0)
+    np.testing.assert_allclose(jnp.sum(s2, axis=0), pooled, rtol=1e-10, atol=1e-10)
+
+
+def _tied_far_components(n_components, n_far, n_features=17, n=600, seed=3):
+    """float64 tied params and rows: a shared narrow covariance, ``n_far`` means 1e4 of its deviations out."""
+    rng = np.random.default_rng(seed)
+    sigma = 1e-3
+    direction = rng.normal(size=(n_components, n_features))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    radius = np.where(np.arange(n_components) < n_far, 1e4, 20.0) * sigma  # the others within the budget
+    means = radius[:, None] * direction
+    params = gmm.GMMParams.from_covariances(np.full(n_components, 1.0 / n_components), means,
+                                            sigma**2 * np.eye(n_features), "tied")  # fmt: skip
+    labels = rng.integers(0, n_components, size=n)
+    X = means[labels] + rng.normal(size=(n, n_features)) * sigma
+    return params, jnp.asarray(np.asarray(X, np.float32).astype(np.float64))
+
+
+@pytest.mark.parametrize("n_components, n_far, form", [(16, 0, 0), (16, 1, 1), (16, 2, 2)],
+                         ids=["within-budget", "one-slot", "beyond-the-slots"])  # fmt: skip
+def test_tied_pass_keeps_float32_digits_for_components_far_from_the_data_mean(n_components, n_far, form):
+    # Means 1e4 shared standard deviations from the data mean: the expansion would
+    # lose every digit of their distances; explicit slots (or, with more of them
+    # than slots, the explicit pass) keep float32's.
+    params64, X64 = _tied_far_components(n_components, n_far)
+    params32, X32 = params64.astype(jnp.float32), X64.astype(jnp.float32)
+    tuning = _tuning.CPU._replace(diag_expand_min_size=0)
+    p = _pass.pass_for("tied", tuning, X32.shape[0])
+    consts = p.constants(params32.means, params32.precisions_cholesky)
+    assert int(consts.form) == form
+    log_prob = _pass.map_scores(params32, X32, "log_prob", 64, None, tuning)
+    stats = _pass.accumulate_statistics(params32, X32, jnp.ones(X32.shape[0], jnp.float32), 64, None, tuning)
+    _, ref_log_prob, _, ref = _reference(params64, X64, jnp.ones(X64.shape[0]))
+    np.testing.assert_allclose(log_prob, ref_log_prob, rtol=2e-5, atol=2e-3)
+    np.testing.assert_allclose(stats.nk, ref.nk, rtol=1e-4, atol=1e-3)
+    # The mean moves (s1 / nk) to within a few float32 units of the means themselves
+    # (a mean 10 from the origin holds no more than ~1e-6 in float32).
+    ulp = np.finfo(np.float32).eps * np.abs(params64.means).max()
+    np.testing.assert_allclose(stats.s1 / ref.nk[:, None], ref.s1 / ref.nk[:, None], atol=4 * ulp)
+    pooled, want = np.asarray(stats.s2).sum(0), np.asarray(ref.s2).sum(0)
+    np.testing.assert_allclose(pooled, want, rtol=1e-3, atol=1e-3 * np.abs(want).max())
+    if n_far:  # the check is not idle: the expansion alone is off by far more than the tolerance
+        expanded, _ = p.log_densities(consts._replace(form=jnp.zeros((), jnp.int32)), X32)
+        exact, _ = p.log_densities(consts._replace(form=jnp.full((), 2, jnp.int32)), X32)
+        assert np.max(np.abs(np.asarray(expanded) - np.asarray(exact))[:n_far]) > 1.0
+
+
+def test_the_tied_expansion_differentiates_as_the_full_pass():
+    # The same M-step and log-likelihood from the whitened form and the full
+    # pass's, and so the same derivatives in the means and the factor.
+    params, X = _diag_params("tied", 5, 17, np.float64)
+    w = jnp.asarray(np.random.default_rng(1).uniform(0.5, 2.0, X.shape[0]))
+
+    def objective(means, factor, tuning):
+        p = params.replace(means=means, precisions_cholesky=factor)
+        stats = _pass.accumulate_statistics(p, X, w, 16, None, tuning)
+        new = _em.params_from_statistics(stats, means, "tied", 1e-6)
+        return stats.log_likelihood + jnp.sum(new.covariances ** 2) + jnp.sum(new.means ** 2)
+
+    expanded, full = (_tuning.CPU._replace(diag_expand_min_size=size) for size in (0, 2**62))
+    consts = _pass.pass_for("tied", expanded, X.shape[0]).constants(params.means, params.precisions_cholesky)
+    assert isinstance(consts, _pass.TiedConstants) and int(consts.form) == 0
+    args = (params.means, params.precisions_cholesky)
+    np.testing.assert_allclose(objective(*args, expanded), objective(*args, full), rtol=1e-10)
+    (d_means, d_factor), (want_means, want_factor) = (jax.grad(objective, (0, 1))(*args, t) for t in (expanded, full))
+    np.testing.assert_allclose(d_means, want_means, rtol=1e-8, atol=1e-10)
+    # The factor is upper triangular: the two forms read its (zero) lower
+    # triangle differently, and only the upper one is a parameter.
+    np.testing.assert_allclose(np.triu(d_factor), np.triu(want_factor), rtol=1e-8, atol=1e-10)
