@@ -325,12 +325,15 @@ class TiedPass(FullPass):
     centred): it is taken for the components within the diag pass's budget
     (``u * kappa_k <= _EXPANSION_BUDGET``), the ``ceil(K / 16)`` of largest
     ``kappa_k`` have explicit slots, and beyond that the whole chunk is
-    explicit, one component at a time (a ``lax.switch`` per chunk, as in
-    :class:`DiagPass`). Below ``tuning.small_d`` features or
+    the full pass's (a ``lax.switch`` per chunk, as in :class:`DiagPass`;
+    this explicit form recomputes the residuals for the sums, about 2x the
+    full pass's time, and holds them for a chunk up to 8x the full pass's
+    rows). Below ``tuning.small_d`` features or
     ``tuning.diag_expand_min_size`` rows x components x features, the
-    pass is the full one with the factor repeated. ``n_rows=0`` (sums for
-    given responsibilities, whose unit factor says nothing of the data's
-    scale) is the explicit form alone, in the chunks sized for the fit.
+    pass is the full one with the factor repeated, as it is for ``n_rows=0``
+    (sums for given responsibilities, whose unit factor says nothing of the
+    data's scale) and under reduced-precision products (TF32, bf16), where
+    hardly any component is within budget.
 
     Its second moments are pooled: ``moments`` gives the whole scatter as
     component 0's and zeros for the others, which is all a tied M-step (ML
@@ -345,8 +348,10 @@ class TiedPass(FullPass):
         """Whether this pass takes the whitened form (else the full pass's, with the factor repeated)."""
         if n_features <= self.tuning.small_d:
             return False
-        if self.n_rows == 0:  # explicit (sums for given responsibilities), in chunks sized as the fit's
-            return True
+        if _precision.unit_roundoff(jnp.float32) * 2.0**8 > _EXPANSION_BUDGET:
+            return False  # reduced-precision products (TF32, bf16): hardly any component within budget
+        if self.n_rows == 0:  # sums for given responsibilities: the unit factor says nothing of the data's scale
+            return False
         return self.n_rows is None or self.n_rows * n_components * n_features >= self.tuning.diag_expand_min_size
 
     def width(self, n_components, n_features):
@@ -367,20 +372,18 @@ class TiedPass(FullPass):
         _, slots = jax.lax.top_k(jnp.where(beyond, jnp.inf, kappa), DiagPass.n_slots(means.shape[0]))
         n_beyond = jnp.sum(beyond)
         form = jnp.where(n_beyond == 0, 0, jnp.where(n_beyond <= slots.shape[0], 1, 2)).astype(jnp.int32)
-        if self.n_rows == 0:
-            form = jnp.full((), 2, jnp.int32)
         return TiedConstants(full, means, factor, whitened, kappa, slots, beyond[slots], form)
 
     # -- the forms: expanded, expanded with explicit slots, explicit --
 
     @staticmethod
     def _explicit_maha(means, factor, X):
-        """``(k, B)`` distances of ``k`` components from their residuals, one component at a time."""
+        """``(k, B)`` distances of a few components (the slots) from their residuals, one at a time."""
         return jax.lax.map(lambda mu: jnp.sum(jnp.square((X - mu[None]) @ factor), axis=1), means)
 
     @staticmethod
     def _explicit_scatter(means, X, resp):
-        """``sum_k sum_b r_kb (x_b - mu_k)(x_b - mu_k)^T`` over ``k`` components, one at a time."""
+        """``sum_k sum_b r_kb (x_b - mu_k)(x_b - mu_k)^T`` over a few components (the slots), one at a time."""
 
         def add(scatter, mu_r):
             mu, r = mu_r
@@ -388,6 +391,22 @@ class TiedPass(FullPass):
             return scatter + (d * r[:, None]).T @ d, None
 
         return jax.lax.scan(add, jnp.zeros((X.shape[1],) * 2, X.dtype), (means, resp))[0]
+
+    def _full_residuals(self, consts, X):
+        """The full pass's whitened residuals ``y (K, D, B)`` of the chunk, with the chunk transposed."""
+        n_components = consts.means.shape[0]
+        x1t = jnp.concatenate([X.T, jnp.ones((1, X.shape[0]), X.dtype)], axis=0)
+        return x1t, (consts.full.rows @ x1t).reshape(n_components, X.shape[1], X.shape[0])
+
+    def _full_maha(self, consts, X):
+        """Every component's distances by the full pass's one product."""
+        return self._squared_norms(self._full_residuals(consts, X)[1])
+
+    def _full_scatter(self, consts, X, resp):
+        """The pooled scatter by the full pass's products (``sum r y x^T``, ``sum r y``; ``y`` recomputed)."""
+        x1t, y = self._full_residuals(consts, X)
+        sums = FullPass.sums(self, consts.full, FullFeatures(x1t, y), resp)
+        return jnp.sum(FullPass.moments(self, consts.full, sums, None, consts.means)[1], axis=0)
 
     def _maha(self, consts, X):
         def expanded():
@@ -401,11 +420,7 @@ class TiedPass(FullPass):
             exact = self._explicit_maha(consts.means[s], consts.factor, X)
             return maha.at[s].set(jnp.where(consts.slot_explicit[:, None], exact, maha[s]))
 
-        if self.n_rows == 0:
-            return self._explicit_maha(consts.means, consts.factor, X)
-        return jax.lax.switch(consts.form, [
-            expanded, slotted, lambda: self._explicit_maha(consts.means, consts.factor, X),
-        ])  # fmt: skip
+        return jax.lax.switch(consts.form, [expanded, slotted, lambda: self._full_maha(consts, X)])
 
     @staticmethod
     def _expanded_scatter(means, X, resp, rx):
@@ -431,11 +446,7 @@ class TiedPass(FullPass):
             return self._expanded_scatter(consts.means, X, kept, kept @ X) + self._explicit_scatter(
                 consts.means[s], X, exact)  # fmt: skip
 
-        if self.n_rows == 0:
-            return TiedSums(rx, self._explicit_scatter(consts.means, X, resp))
-        scatter = jax.lax.switch(consts.form, [
-            expanded, slotted, lambda: self._explicit_scatter(consts.means, X, resp),
-        ])  # fmt: skip
+        scatter = jax.lax.switch(consts.form, [expanded, slotted, lambda: self._full_scatter(consts, X, resp)])
         return TiedSums(rx, scatter)
 
     def moments(self, consts, sums, nk, means):
