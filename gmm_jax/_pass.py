@@ -368,11 +368,7 @@ class TiedPass(FullPass):
             return full
         whitened = means @ factor
         kappa = jnp.sum(whitened * whitened, axis=1)
-        beyond = ~(_precision.unit_roundoff(means.dtype) * kappa <= _EXPANSION_BUDGET)  # NaN: beyond
-        _, slots = jax.lax.top_k(jnp.where(beyond, jnp.inf, kappa), DiagPass.n_slots(means.shape[0]))
-        n_beyond = jnp.sum(beyond)
-        form = jnp.where(n_beyond == 0, 0, jnp.where(n_beyond <= slots.shape[0], 1, 2)).astype(jnp.int32)
-        return TiedConstants(full, means, factor, whitened, kappa, slots, beyond[slots], form)
+        return TiedConstants(full, means, factor, whitened, kappa, *_expansion_forms(kappa, means.dtype))
 
     # -- the forms: expanded, expanded with explicit slots, explicit --
 
@@ -392,20 +388,14 @@ class TiedPass(FullPass):
 
         return jax.lax.scan(add, jnp.zeros((X.shape[1],) * 2, X.dtype), (means, resp))[0]
 
-    def _full_residuals(self, consts, X):
-        """The full pass's whitened residuals ``y (K, D, B)`` of the chunk, with the chunk transposed."""
-        n_components = consts.means.shape[0]
-        x1t = jnp.concatenate([X.T, jnp.ones((1, X.shape[0]), X.dtype)], axis=0)
-        return x1t, (consts.full.rows @ x1t).reshape(n_components, X.shape[1], X.shape[0])
-
     def _full_maha(self, consts, X):
-        """Every component's distances by the full pass's one product."""
-        return self._squared_norms(self._full_residuals(consts, X)[1])
+        """Every component's distances by the full pass (its whitened residuals; the log-densities unused)."""
+        return self._squared_norms(FullPass.log_densities(self, consts.full, X)[1].y)
 
     def _full_scatter(self, consts, X, resp):
-        """The pooled scatter by the full pass's products (``sum r y x^T``, ``sum r y``; ``y`` recomputed)."""
-        x1t, y = self._full_residuals(consts, X)
-        sums = FullPass.sums(self, consts.full, FullFeatures(x1t, y), resp)
+        """The pooled scatter by the full pass's sums and moments (its residuals recomputed)."""
+        feats = FullPass.log_densities(self, consts.full, X)[1]
+        sums = FullPass.sums(self, consts.full, feats, resp)
         return jnp.sum(FullPass.moments(self, consts.full, sums, None, consts.means)[1], axis=0)
 
     def _maha(self, consts, X):
@@ -496,6 +486,22 @@ class DiagSums(NamedTuple):
 _EXPANSION_BUDGET = 2.0**-12
 
 
+def _expansion_forms(kappa, dtype):
+    """``(slots (m,), slot_explicit (m,), form ())`` of an expanding pass from each component's ``kappa`` (K,).
+
+    A component is within budget where ``u * kappa_k <= _EXPANSION_BUDGET``
+    (``u`` the unit roundoff of the products; a non-finite ``kappa``, from
+    a NaN start, is beyond it). The ``m = ceil(K / 16)`` components of
+    largest ``kappa`` get explicit slots; ``form`` is 0 (all within budget:
+    expanded), 1 (those beyond fit in the slots) or 2 (explicit).
+    """
+    beyond = ~(_precision.unit_roundoff(dtype) * kappa <= _EXPANSION_BUDGET)
+    _, slots = jax.lax.top_k(jnp.where(beyond, jnp.inf, kappa), -(-kappa.shape[0] // 16))
+    n_beyond = jnp.sum(beyond)
+    form = jnp.where(n_beyond == 0, 0, jnp.where(n_beyond <= slots.shape[0], 1, 2)).astype(jnp.int32)
+    return slots, beyond[slots], form
+
+
 class DiagPass:
     """Diagonal covariances (and spherical ones, broadcast over the features).
 
@@ -546,10 +552,6 @@ class DiagPass:
             return True
         return self.n_rows * n_components * n_features >= self.tuning.diag_expand_min_size
 
-    @staticmethod
-    def n_slots(n_components):
-        return -(-n_components // 16)
-
     def constants(self, means, factor):
         if self.spherical:
             factor = jnp.broadcast_to(factor[:, None], means.shape)
@@ -559,14 +561,10 @@ class DiagPass:
         scaled = means * precision
         kappa = jnp.sum(means * scaled, axis=1)
         quadratic = jnp.concatenate([precision, -2.0 * scaled], axis=1)
-        # Non-finite kappa (a NaN start) counts as beyond the budget.
-        beyond = ~(_precision.unit_roundoff(means.dtype) * kappa <= _EXPANSION_BUDGET)
-        _, slots = jax.lax.top_k(jnp.where(beyond, jnp.inf, kappa), self.n_slots(n_components))
-        n_beyond = jnp.sum(beyond)
-        form = jnp.where(n_beyond == 0, 0, jnp.where(n_beyond <= slots.shape[0], 1, 2)).astype(jnp.int32)
+        slots, slot_explicit, form = _expansion_forms(kappa, means.dtype)
         if not self._expands(*means.shape):
             form = jnp.full((), 2, jnp.int32)
-        return DiagConstants(means, factor, log_det, quadratic, kappa, slots, beyond[slots], form)
+        return DiagConstants(means, factor, log_det, quadratic, kappa, slots, slot_explicit, form)
 
     # -- the two forms, and the expanded one with explicit slots --
 
